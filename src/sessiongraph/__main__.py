@@ -1,0 +1,3 @@
+from sessiongraph.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The ASGI application: GraphQL at /graphql, health at /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from sessiongraph.config import Settings
+from sessiongraph.db.engine import create_engine, create_schema
+from sessiongraph.graphql.context import Context
+from sessiongraph.graphql.cursors import CursorCodec
+from sessiongraph.graphql.schema import schema
+from sessiongraph.graphql.view import GraphQLView
+
+logger = logging.getLogger("sessiongraph")
+
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The app for ``settings`` (the environment's when omitted); the lifespan owns the engine."""
+    settings = settings or Settings()
+    engine = create_engine(settings)
+    cursors = CursorCodec(settings.cursor_secret)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await create_schema(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    async def healthz(_request: Request) -> JSONResponse:
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1 FROM sessions LIMIT 1"))
+        except Exception as error:  # any failure means "not ready", never a 500
+            logger.warning("health check failed: %s", error)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable", "error": type(error).__name__},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    graphql = GraphQLView(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        context_factory=lambda: Context.create(engine, settings, cursors),
+    )
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    return app

@@ -1,0 +1,173 @@
+"""The ``sessiongraph`` command: serve, seed, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sessiongraph.config import Settings
+
+DEFAULT_SCHEMA_PATH = Path("schema.graphql")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    return command(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessiongraph", description="A GraphQL API over AI-agent sessions."
+    )
+    commands = parser.add_subparsers(title="commands", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API (GraphiQL at /graphql)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    _database_url_option(serve)
+    serve.add_argument(
+        "--no-demo-data",
+        action="store_true",
+        help="do not fill an empty default database with demo data",
+    )
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (info)")
+    serve.set_defaults(command=serve_command)
+
+    seed = commands.add_parser("seed", help="fill the database with deterministic demo data")
+    seed.add_argument("--sessions", type=_positive, default=200, help="sessions to create (200)")
+    seed.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    seed.add_argument(
+        "--reset", action="store_true", help="delete every session first (else refuse if any)"
+    )
+    _database_url_option(seed)
+    seed.set_defaults(command=seed_command)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
+    export.add_argument(
+        "--output",
+        default=str(DEFAULT_SCHEMA_PATH),
+        help="file to write, or - for standard output (schema.graphql)",
+    )
+    export.add_argument(
+        "--check", action="store_true", help="exit 1 if the file differs instead of writing it"
+    )
+    export.set_defaults(command=export_schema_command)
+    return parser
+
+
+def _database_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="database URL (default: $SESSIONGRAPH_DATABASE_URL, else ./sessiongraph.db)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if args.database_url:
+        return Settings(database_url=args.database_url)
+    return Settings()
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sessiongraph.app import create_app
+
+    settings = _settings(args)
+    explicit = bool(args.database_url or os.environ.get("SESSIONGRAPH_DATABASE_URL"))
+    if not explicit and not args.no_demo_data:
+        asyncio.run(_seed_if_empty(settings))
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+async def _seed_if_empty(settings: Settings) -> None:
+    from sessiongraph.db.engine import create_engine, create_schema, is_empty
+    from sessiongraph.seed import seed_demo_data
+
+    engine = create_engine(settings)
+    try:
+        await create_schema(engine)
+        if await is_empty(engine):
+            print("Empty database: adding demo data.", file=sys.stderr)
+            await seed_demo_data(engine, progress=_progress_printer())
+    finally:
+        await engine.dispose()
+
+
+def seed_command(args: argparse.Namespace) -> int:
+    return asyncio.run(_seed(_settings(args), args.sessions, args.seed, reset=args.reset))
+
+
+async def _seed(settings: Settings, sessions: int, seed: int, *, reset: bool) -> int:
+    from sessiongraph.db.engine import clear_data, create_engine, create_schema, is_empty
+    from sessiongraph.seed import seed_demo_data
+
+    engine = create_engine(settings)
+    try:
+        await create_schema(engine)
+        if not await is_empty(engine):
+            if not reset:
+                print(
+                    "The database already has sessions; pass --reset to replace them.",
+                    file=sys.stderr,
+                )
+                return 1
+            await clear_data(engine)
+        started = time.perf_counter()
+        report = await seed_demo_data(
+            engine, sessions=sessions, seed=seed, progress=_progress_printer()
+        )
+    finally:
+        await engine.dispose()
+    print(
+        f"Seeded {report.sessions} sessions, {report.operations} operations and "
+        f"{report.workflows} workflows in {time.perf_counter() - started:.1f}s.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _progress_printer() -> Callable[[int, int], None]:
+    """Prints progress once seeding has taken more than a moment."""
+    started = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        if time.perf_counter() - started < 0.5 and done < total:
+            return
+        end = "\n" if done >= total else ""
+        print(f"\r  {done}/{total} sessions", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def export_schema_command(args: argparse.Namespace) -> int:
+    from sessiongraph.graphql.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(sdl)
+        return 0
+    path = Path(args.output)
+    if args.check:
+        if not path.exists() or path.read_text(encoding="utf-8") != sdl:
+            print(f"{path} is out of date: run `sessiongraph export-schema`.", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(sdl, encoding="utf-8")
+    print(f"Wrote {path}.", file=sys.stderr)
+    return 0

@@ -1,0 +1,46 @@
+"""Settings, read from the environment (prefix ``SESSIONGRAPH_``) and validated at startup."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongraph.db"
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="SESSIONGRAPH_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or "
+        "postgresql+asyncpg://user:password@host/db.",
+    )
+    echo_sql: bool = Field(default=False, description="Log every SQL statement.")
+    cursor_secret: str = Field(
+        default="sessiongraph-cursor-v1",
+        min_length=8,
+        description="Key that signs pagination cursors; set the same value on every instance.",
+    )
+    graphiql: bool = Field(default=True, description="Serve GraphiQL to browsers at /graphql.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        scheme = url.split("://", 1)[0]
+        if scheme == "sqlite":
+            return "sqlite+aiosqlite" + url[len("sqlite") :]
+        if scheme in {"postgres", "postgresql"}:
+            return "postgresql+asyncpg" + url[len(scheme) :]
+        if scheme not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
+            raise ValueError(
+                f"unsupported database URL scheme {scheme!r}: "
+                "use sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

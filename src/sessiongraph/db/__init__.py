@@ -1,0 +1,1 @@
+"""Storage: tables, engine and the typed query functions the GraphQL layer calls."""

@@ -1,0 +1,1 @@
+"""The GraphQL layer: types, resolvers, loaders and the HTTP view."""

@@ -1,0 +1,83 @@
+"""The custom scalars: DateTime (always with an offset, in UTC), Decimal (a string), JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, NewType
+
+import strawberry
+from strawberry.types.scalar import ScalarDefinition
+
+from sessiongraph.graphql.errors import BadUserInput
+
+
+def serialize_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def parse_datetime(value: object) -> datetime:
+    """ISO 8601 with ``T`` or a space; a value without an offset is taken as UTC."""
+    if not isinstance(value, str):
+        raise BadUserInput(f"DateTime must be an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadUserInput(
+            f"Invalid DateTime {value!r}: expected ISO 8601, e.g. 2026-04-18T08:00:00+00:00"
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def serialize_decimal(value: Decimal) -> str:
+    """Plain notation without trailing zeros: ``0.0438``, ``12.5``, ``100``, ``0``."""
+    text = format(value.normalize(), "f")
+    return "0" if text in {"-0", ""} else text
+
+
+def parse_decimal(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadUserInput("Decimal must be a string or a number")
+    try:
+        parsed = Decimal(str(value))
+    except InvalidOperation:
+        raise BadUserInput(f"Invalid Decimal {value!r}") from None
+    if not parsed.is_finite():
+        raise BadUserInput(f"Invalid Decimal {value!r}: must be finite")
+    return parsed
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+#: Any JSON value; annotate fields with it and the schema maps it to the JSON scalar.
+JSON = NewType("JSON", object)
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {
+    datetime: strawberry.scalar(
+        name="DateTime",
+        description=(
+            "An instant in ISO 8601 with a T and an explicit UTC offset, e.g. "
+            "2026-04-18T08:00:00.123456+00:00. Input without an offset is taken as UTC."
+        ),
+        serialize=serialize_datetime,
+        parse_value=parse_datetime,
+    ),
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description='An exact decimal number, serialized as a string, e.g. "0.0438".',
+        serialize=serialize_decimal,
+        parse_value=parse_decimal,
+    ),
+    JSON: strawberry.scalar(
+        name="JSON",
+        description="Any JSON value, as stored.",
+        serialize=_identity,
+        parse_value=_identity,
+    ),
+}

@@ -1,0 +1,184 @@
+"""The Query root and the schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+from strawberry import UNSET
+from strawberry.schema.config import StrawberryConfig
+
+from sessiongraph.db import queries
+from sessiongraph.db.queries import Keyset, SessionFilter, SessionOrdering
+from sessiongraph.graphql.context import Info
+from sessiongraph.graphql.cursors import ValueKind
+from sessiongraph.graphql.errors import AmbiguousId, BadUserInput
+from sessiongraph.graphql.scalars import SCALAR_MAP
+from sessiongraph.graphql.types import (
+    PageInfo,
+    Session,
+    SessionConnection,
+    SessionStatus,
+    check_first,
+    given,
+)
+
+MAX_SESSIONS_PAGE = 200
+MAX_ID_LENGTH = 128
+
+
+@strawberry.enum(description="Sort direction.")
+class OrderDirection(Enum):
+    ASC = strawberry.enum_value("asc", description="Smallest first.")
+    DESC = strawberry.enum_value("desc", description="Largest first.")
+
+
+@strawberry.enum(description="What sessions can be sorted by. Sessions without a value come last.")
+class SessionOrderField(Enum):
+    STARTED_AT = strawberry.enum_value("started_at", description="Start time.")
+    COMPLETED_AT = strawberry.enum_value("completed_at", description="Completion time.")
+    TOTAL_COST_USD = strawberry.enum_value("total_cost_usd", description="Total cost.")
+    TOTAL_TOKENS = strawberry.enum_value("total_tokens", description="All tokens.")
+    DURATION_SECONDS = strawberry.enum_value("duration_seconds", description="Run time.")
+
+
+_VALUE_KINDS = {
+    SessionOrderField.STARTED_AT: ValueKind.DATETIME,
+    SessionOrderField.COMPLETED_AT: ValueKind.DATETIME,
+    SessionOrderField.TOTAL_COST_USD: ValueKind.DECIMAL,
+    SessionOrderField.TOTAL_TOKENS: ValueKind.INT,
+    SessionOrderField.DURATION_SECONDS: ValueKind.FLOAT,
+}
+
+
+@strawberry.input(description="How to sort sessions; ties are broken by id.")
+class SessionOrder:
+    field: SessionOrderField = strawberry.field(
+        default=SessionOrderField.STARTED_AT, description="The value to sort by."
+    )
+    direction: OrderDirection = strawberry.field(
+        default=OrderDirection.DESC, description="Sort direction."
+    )
+
+
+@strawberry.type(description="Read sessions, their operations and git facts.")
+class Query:
+    @strawberry.field(
+        description="List sessions, newest first by default. Same filters as GET /sessions."
+    )
+    async def sessions(
+        self,
+        info: Info,
+        workflow_id: Annotated[
+            str | None, strawberry.argument(description="Only this workflow's sessions.")
+        ] = UNSET,
+        status: Annotated[
+            SessionStatus | None,
+            strawberry.argument(description="Only this status (legacy; see `statuses`)."),
+        ] = UNSET,
+        statuses: Annotated[
+            list[SessionStatus] | None,
+            strawberry.argument(
+                description="Any of these statuses; takes precedence over `status` when non-empty."
+            ),
+        ] = UNSET,
+        started_after: Annotated[
+            datetime | None,
+            strawberry.argument(description="Started at or after this instant (inclusive)."),
+        ] = UNSET,
+        started_before: Annotated[
+            datetime | None,
+            strawberry.argument(description="Started at or before this instant (inclusive)."),
+        ] = UNSET,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1..200 (REST `limit`).")
+        ] = 50,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="Opaque cursor from pageInfo.endCursor."),
+        ] = UNSET,
+        order_by: Annotated[
+            SessionOrder | None,
+            strawberry.argument(description="Sort order; newest started first by default."),
+        ] = UNSET,
+    ) -> SessionConnection:
+        limit = check_first(first, default=50, maximum=MAX_SESSIONS_PAGE)
+        status = given(status)
+        chosen = given(statuses) or ([status] if status is not None else [])
+        filters = SessionFilter(
+            workflow_id=given(workflow_id),
+            statuses=tuple(dict.fromkeys(s.name.lower() for s in chosen)),
+            started_after=given(started_after),
+            started_before=given(started_before),
+        )
+        after = given(after)
+        order = given(order_by) or SessionOrder()
+        ordering = SessionOrdering(
+            column=order.field.name.lower(), descending=order.direction is OrderDirection.DESC
+        )
+        scope = f"sessions:{order.field.name}:{order.direction.name}"
+        cursors = info.context.cursors
+        keyset = (
+            cursors.decode(after, scope=scope, value_kind=_VALUE_KINDS[order.field], id_type=str)
+            if after is not None
+            else None
+        )
+        rows = await queries.fetch_session_page(
+            engine=info.context.engine,
+            filters=filters,
+            ordering=ordering,
+            after=keyset,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        keysets = [Keyset(row[ordering.column], row["id"]) for row in page]
+        return SessionConnection(
+            nodes=[Session.from_row(row) for row in page],
+            page_info=PageInfo(
+                has_next_page=len(rows) > limit,
+                end_cursor=cursors.encode(scope, keysets[-1]) if keysets else None,
+                has_previous_page=after is not None,
+                start_cursor=cursors.encode(scope, keysets[0]) if keysets else None,
+            ),
+            _filters=filters,
+            _scope=scope,
+            _keysets=keysets,
+        )
+
+    @strawberry.field(
+        description="One session by full id or unique id prefix; null when nothing matches. "
+        "A prefix that matches several sessions is an AMBIGUOUS_ID error listing them."
+    )
+    async def session(
+        self,
+        info: Info,
+        id: Annotated[
+            str, strawberry.argument(description="Full session id or a unique prefix of it.")
+        ],
+    ) -> Session | None:
+        wanted = id.strip()
+        if not wanted:
+            raise BadUserInput("`id` must not be empty", argumentName="id")
+        if "\x00" in wanted or not wanted.isprintable():
+            raise BadUserInput("`id` contains characters no id has", argumentName="id")
+        if len(wanted) > MAX_ID_LENGTH:
+            return None
+        rows = await queries.find_sessions_by_id_or_prefix(
+            engine=info.context.engine, id_or_prefix=wanted
+        )
+        if len(rows) == 1:
+            return Session.from_row(rows[0])
+        if not rows:
+            return None
+        shown = rows[: queries.PREFIX_CANDIDATES]
+        more = " or more" if len(rows) > len(shown) else ""
+        raise AmbiguousId(
+            f"Session id prefix {wanted!r} is ambiguous: it matches {len(shown)}{more} "
+            "sessions. Use a longer prefix.",
+            candidates=[row["id"][:12] for row in shown],
+        )
+
+
+schema = strawberry.Schema(query=Query, config=StrawberryConfig(scalar_map=SCALAR_MAP))

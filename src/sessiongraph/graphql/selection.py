@@ -1,0 +1,73 @@
+"""Selection → plan: which optional operation columns a query needs.
+
+A pure function of the GraphQL document, so fragments, inline fragments and
+aliases count like plain fields. The plan is a frozenset of column names,
+mergeable with ``|``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode
+from graphql.language import SelectionNode
+
+#: Operation fields that need a column the light projection leaves out.
+OPERATION_FIELD_COLUMNS = {
+    "toolInput": "tool_input",
+    "toolOutput": "tool_output",
+    "messageContent": "message_content",
+    "thinkingContent": "thinking_content",
+    "git": "git",
+    "gitSha": "git",
+    "gitMessage": "git",
+    "gitBranch": "git",
+    "gitRepo": "git",
+}
+
+OperationColumns = frozenset[str]
+
+
+def operation_columns(
+    connection_fields: Iterable[FieldNode], fragments: dict[str, FragmentDefinitionNode]
+) -> OperationColumns:
+    """The optional columns needed by an ``operations`` connection field's selection."""
+    columns: set[str] = set()
+    for field in _fields(_children(connection_fields), fragments):
+        if field.name.value == "nodes":
+            columns |= _node_columns([field], fragments)
+        elif field.name.value == "edges":
+            edges = _fields(_children([field]), fragments)
+            columns |= _node_columns([e for e in edges if e.name.value == "node"], fragments)
+    return frozenset(columns)
+
+
+def _node_columns(
+    node_fields: Iterable[FieldNode], fragments: dict[str, FragmentDefinitionNode]
+) -> set[str]:
+    return {
+        OPERATION_FIELD_COLUMNS[field.name.value]
+        for field in _fields(_children(node_fields), fragments)
+        if field.name.value in OPERATION_FIELD_COLUMNS
+    }
+
+
+def _children(fields: Iterable[FieldNode]) -> Iterator[SelectionNode]:
+    for field in fields:
+        if field.selection_set is not None:
+            yield from field.selection_set.selections
+
+
+def _fields(
+    selections: Iterable[SelectionNode], fragments: dict[str, FragmentDefinitionNode]
+) -> Iterator[FieldNode]:
+    """Fields of a selection set with fragments expanded (validation rules out cycles)."""
+    for selection in selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _fields(selection.selection_set.selections, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                yield from _fields(fragment.selection_set.selections, fragments)

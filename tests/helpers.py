@@ -1,0 +1,150 @@
+"""Test helpers: a GraphQL client over HTTP, row factories and a SQL recorder."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessiongraph.db.tables import operations, sessions, workflows
+
+T0 = datetime(2026, 4, 18, 8, 0, tzinfo=UTC)
+
+
+class GraphQLClient:
+    """POSTs a query to /graphql; fails on errors unless the test expects them."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def raw(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        body = await self.raw(query, variables)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def error(
+        self, query: str, variables: dict[str, Any] | None = None, *, code: str
+    ) -> dict[str, Any]:
+        """The single error the query must produce, checked to carry ``code``."""
+        body = await self.raw(query, variables)
+        errors = body.get("errors")
+        assert errors and len(errors) == 1, body
+        assert errors[0]["extensions"]["code"] == code, errors[0]
+        error: dict[str, Any] = errors[0]
+        return error
+
+
+@dataclass
+class SqlRecorder:
+    statements: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.statements.clear()
+
+    def report(self) -> str:
+        return "\n\n".join(f"[{i}] {s}" for i, s in enumerate(self.statements, 1))
+
+
+_counter = itertools.count()
+
+
+def new_id() -> str:
+    return str(uuid.UUID(int=next(_counter) * 7919 + 10**30, version=4))
+
+
+def session_row(**overrides: Any) -> dict[str, Any]:
+    """A complete sessions row with plain defaults; ``overrides`` wins."""
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "workflow_id": None,
+        "execution_id": None,
+        "phase_id": None,
+        "milestone_id": None,
+        "status": "completed",
+        "agent_provider": "claude",
+        "agent_model": "claude-sonnet-4-6",
+        "repos": [],
+        "workspace_path": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_creation_tokens": 0,
+        "cache_read_tokens": 0,
+        "total_tokens": 0,
+        "total_cost_usd": Decimal(0),
+        "cost_by_model": {},
+        "started_at": T0,
+        "completed_at": None,
+        "duration_seconds": None,
+        "error_message": None,
+        "metadata": {},
+    }
+    row.update(overrides)
+    return row
+
+
+def operation_row(session_id: str, **overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "operation_id": new_id(),
+        "session_id": session_id,
+        "operation_type": "tool_execution_started",
+        "timestamp": T0,
+        "duration_seconds": None,
+        "success": True,
+        "input_tokens": None,
+        "output_tokens": None,
+        "total_tokens": None,
+        "tool_name": None,
+        "tool_use_id": None,
+        "tool_input": None,
+        "tool_output": None,
+        "message_role": None,
+        "message_content": None,
+        "thinking_content": None,
+        "git": None,
+    }
+    row.update(overrides)
+    return row
+
+
+async def insert_sessions(engine: AsyncEngine, *rows: dict[str, Any]) -> list[dict[str, Any]]:
+    async with engine.begin() as conn:
+        await conn.execute(sessions.insert(), list(rows))
+    return list(rows)
+
+
+async def insert_session(engine: AsyncEngine, **overrides: Any) -> dict[str, Any]:
+    return (await insert_sessions(engine, session_row(**overrides)))[0]
+
+
+async def insert_operations(engine: AsyncEngine, *rows: dict[str, Any]) -> list[dict[str, Any]]:
+    async with engine.begin() as conn:
+        await conn.execute(operations.insert(), list(rows))
+    return list(rows)
+
+
+async def insert_timeline(
+    engine: AsyncEngine, session_id: str, count: int, **overrides: Any
+) -> list[dict[str, Any]]:
+    """``count`` operations one second apart from T0."""
+    rows = [
+        operation_row(session_id, timestamp=T0 + timedelta(seconds=i), **overrides)
+        for i in range(count)
+    ]
+    return await insert_operations(engine, *rows) if rows else []
+
+
+async def insert_workflow(engine: AsyncEngine, id: str, name: str | None) -> None:  # noqa: A002
+    async with engine.begin() as conn:
+        await conn.execute(workflows.insert(), [{"id": id, "name": name}])
