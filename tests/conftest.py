@@ -58,5 +58,3 @@ def sql(engine: AsyncEngine) -> Iterator[SqlRecorder]:
     sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
     yield recorder
     sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,8 @@ class GraphQLClient:
         """The single error the query must produce, checked to carry ``code``."""
         body = await self.raw(query, variables)
         errors = body.get("errors")
-        assert errors and len(errors) == 1, body
+        assert errors, body
+        assert len(errors) == 1, body
         assert errors[0]["extensions"]["code"] == code, errors[0]
         error: dict[str, Any] = errors[0]
         return error
@@ -61,7 +63,8 @@ _counter = itertools.count()
 
 
 def new_id() -> str:
-    return str(uuid.UUID(int=next(_counter) * 7919 + 10**30, version=4))
+    """A fresh random-looking UUID, repeatable from run to run."""
+    return str(uuid.UUID(int=random.Random(next(_counter)).getrandbits(128), version=4))
 
 
 def session_row(**overrides: Any) -> dict[str, Any]:
@@ -145,6 +148,6 @@ async def insert_timeline(
     return await insert_operations(engine, *rows) if rows else []
 
 
-async def insert_workflow(engine: AsyncEngine, id: str, name: str | None) -> None:  # noqa: A002
+async def insert_workflow(engine: AsyncEngine, id: str, name: str | None) -> None:
     async with engine.begin() as conn:
         await conn.execute(workflows.insert(), [{"id": id, "name": name}])

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessiongraph.db import tables
@@ -211,20 +209,6 @@ _OPERATION_COLUMNS: Final = tuple(c.key for c in tables.operations.c if c.key !=
 _BLANK_OPERATION: Final[dict[str, Any]] = dict.fromkeys(_OPERATION_COLUMNS)
 
 
-def _nullable_json() -> sa.types.TypeEngine[Any]:
-    # An explicit None must be stored as SQL NULL, not the JSON text 'null'.
-    return sa.JSON(none_as_null=True).with_variant(
-        postgresql.JSONB(none_as_null=True), "postgresql"
-    )
-
-
-def _operations_insert() -> sa.Insert:
-    return tables.operations.insert().values(
-        tool_input=sa.bindparam("tool_input", type_=_nullable_json()),
-        git=sa.bindparam("git", type_=_nullable_json()),
-    )
-
-
 async def seed_demo_data(
     engine: AsyncEngine,
     *,
@@ -245,7 +229,7 @@ async def seed_demo_data(
     session_buffer: list[dict[str, Any]] = []
     operation_buffer: list[dict[str, Any]] = []
     operation_count = 0
-    operations_insert = _operations_insert()
+    operations_insert = tables.operations.insert()
 
     async def flush(conn: AsyncConnection) -> None:
         # Sessions first: operations reference them.
@@ -373,10 +357,8 @@ class _Generator:
             provider, model, subagent = "mock", "mock-echo", None
 
         repos = rng.sample(_REPOS, rng.choices([0, 1, 2, 3], weights=[10, 60, 20, 10])[0])
-        if rng.random() < 0.05:
-            workspace_path = None
-        else:
-            workspace_path = f"/workspaces/{repos[0].split('/', 1)[1] if repos else 'scratch'}"
+        workspace = f"/workspaces/{repos[0].split('/', 1)[1] if repos else 'scratch'}"
+        workspace_path = None if rng.random() < 0.05 else workspace
         metadata: dict[str, Any] = {
             "trigger": rng.choice(_TRIGGERS),
             "priority": rng.randint(1, 3),
@@ -392,7 +374,7 @@ class _Generator:
             subagent=subagent,
             phase_id=phase_id,
             repos=repos,
-            workspace=workspace_path or "/workspaces/scratch",
+            workspace=workspace,
         )
         builder.build()
 

@@ -39,8 +39,10 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
-JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite; Python None is SQL NULL.
+JSONDocument = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
 
 #: Ids compare byte-wise on every database, so prefix ranges match prefixes exactly.
 Identifier = sa.String(128).with_variant(postgresql.VARCHAR(128, collation="C"), "postgresql")

@@ -9,7 +9,7 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sessiongraph.config import Settings
-from sessiongraph.db.tables import metadata, sessions
+from sessiongraph.db.tables import metadata
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -40,9 +40,12 @@ async def create_schema(engine: AsyncEngine) -> None:
 
 
 async def is_empty(engine: AsyncEngine) -> bool:
+    """True when no table holds a row."""
     async with engine.connect() as conn:
-        first = await conn.scalar(sa.select(sessions.c.id).limit(1))
-    return first is None
+        for table in metadata.sorted_tables:
+            if await conn.scalar(sa.select(sa.literal(1)).select_from(table).limit(1)):
+                return False
+    return True
 
 
 async def clear_data(engine: AsyncEngine) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from graphql import GraphQLError
+
 
 class ErrorCode(StrEnum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
@@ -38,3 +40,10 @@ class AmbiguousId(ApiError):
 
 
 INTERNAL_MESSAGE = "Internal server error"
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for a failure of the server during execution, not a client mistake."""
+    if isinstance(error.original_error, ApiError):
+        return False
+    return error.path is not None and "code" not in (error.extensions or {})

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
 import strawberry
+from graphql import GraphQLError
 from strawberry import UNSET
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from sessiongraph.db import queries
 from sessiongraph.db.queries import Keyset, SessionFilter, SessionOrdering
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
-from sessiongraph.graphql.errors import AmbiguousId, BadUserInput
+from sessiongraph.graphql.errors import AmbiguousId, BadUserInput, is_unexpected
 from sessiongraph.graphql.scalars import SCALAR_MAP
 from sessiongraph.graphql.types import (
     PageInfo,
@@ -24,6 +27,8 @@ from sessiongraph.graphql.types import (
     check_first,
     given,
 )
+
+logger = logging.getLogger("sessiongraph.graphql")
 
 MAX_SESSIONS_PAGE = 200
 MAX_ID_LENGTH = 128
@@ -181,4 +186,17 @@ class Query:
         )
 
 
-schema = strawberry.Schema(query=Query, config=StrawberryConfig(scalar_map=SCALAR_MAP))
+class Schema(strawberry.Schema):
+    """Logs only unexpected errors: a client's mistake is not the server's."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if is_unexpected(error):
+                logger.error(
+                    "unexpected error at %s", error.path, exc_info=error.original_error or error
+                )
+
+
+schema = Schema(query=Query, config=StrawberryConfig(scalar_map=SCALAR_MAP))

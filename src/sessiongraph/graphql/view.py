@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from graphql import GraphQLError
@@ -14,9 +13,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from sessiongraph.graphql.context import Context
-from sessiongraph.graphql.errors import INTERNAL_MESSAGE, ApiError, ErrorCode
-
-logger = logging.getLogger("sessiongraph.graphql")
+from sessiongraph.graphql.errors import INTERNAL_MESSAGE, ErrorCode, is_unexpected
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -45,21 +42,17 @@ class GraphQLView(GraphQL[Context, None]):
 
 def format_error(error: GraphQLError) -> dict[str, Any]:
     """The client's view of an error: ours as raised, the document's as BAD_USER_INPUT,
-    anything else masked as INTERNAL (and logged with its traceback)."""
-    original = error.original_error
-    extensions = error.extensions or {}
-    if isinstance(original, ApiError) or (original is None and "code" in extensions):
-        return dict(error.formatted)
-    if error.path is None:
-        # Raised before execution: syntax, validation, variable coercion.
-        formatted = dict(error.formatted)
-        formatted["extensions"] = {**extensions, "code": ErrorCode.BAD_USER_INPUT.value}
-        return formatted
-    logger.error("unexpected error at %s", error.path, exc_info=original or error)
-    masked = GraphQLError(
-        INTERNAL_MESSAGE,
-        nodes=error.nodes,
-        path=error.path,
-        extensions={"code": ErrorCode.INTERNAL.value},
-    )
-    return dict(masked.formatted)
+    anything else masked as INTERNAL (the schema logs those with their traceback)."""
+    if is_unexpected(error):
+        masked = GraphQLError(
+            INTERNAL_MESSAGE,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": ErrorCode.INTERNAL.value},
+        )
+        return dict(masked.formatted)
+    # Anything else was raised before execution (syntax, validation, variable
+    # coercion): a mistake in the client's document or variables.
+    formatted = dict(error.formatted)
+    formatted["extensions"] = {"code": ErrorCode.BAD_USER_INPUT.value, **(error.extensions or {})}
+    return formatted

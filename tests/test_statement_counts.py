@@ -1,0 +1,131 @@
+"""The SQL a request runs depends on the query's shape, never on how many rows come back."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.helpers import (
+    GraphQLClient,
+    SqlRecorder,
+    insert_operations,
+    insert_sessions,
+    insert_workflow,
+    operation_row,
+    session_row,
+)
+
+SPEC_QUERY = """
+{ sessions(first: 200) { nodes { workflowName operationCount
+    operations(first: 50) { nodes { operationType } } } } }
+"""
+
+WIDE_QUERY = """
+{ sessions(first: 200) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id workflowName workflow { id name } operationCount
+      commits: operations(first: 5, types: ["git_commit"]) { totalCount nodes { git { sha } } }
+      operations(first: 50) {
+        totalCount
+        pageInfo { hasNextPage }
+        edges { cursor node { operationType toolName toolInput messageContent } }
+      }
+    } }
+} }
+"""
+
+
+async def _seed(engine: AsyncEngine, sessions: int) -> None:
+    """``sessions`` sessions over 3 workflows, each with 100 operations."""
+    for n in range(3):
+        await insert_workflow(engine, f"wf-{n}", f"Workflow {n}")
+    rows = [session_row(workflow_id=f"wf-{i % 3}") for i in range(sessions)]
+    await insert_sessions(engine, *rows)
+    operations = [
+        operation_row(
+            row["id"],
+            operation_type="git_commit" if i % 10 == 0 else "tool_execution_started",
+            git={"sha": f"{i:040x}"} if i % 10 == 0 else None,
+        )
+        for row in rows
+        for i in range(100)
+    ]
+    await insert_operations(engine, *operations)
+
+
+async def _count(gql: GraphQLClient, sql: SqlRecorder, query: str) -> tuple[int, dict[str, object]]:
+    sql.clear()
+    data = await gql(query)
+    return len(sql.statements), data
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # page, workflows, counts, operations
+        pytest.param(SPEC_QUERY, 4, id="spec-query"),
+        # page, totalCount, workflows, counts (all / commits), operations (two shapes)
+        pytest.param(WIDE_QUERY, 7, id="wide-query"),
+    ],
+)
+@pytest.mark.parametrize("sessions", [1, 20, 200])
+async def test_statement_count_is_independent_of_rows(
+    gql: GraphQLClient,
+    engine: AsyncEngine,
+    sql: SqlRecorder,
+    query: str,
+    expected: int,
+    sessions: int,
+) -> None:
+    # Given sessions, each with operations
+    await _seed(engine, sessions)
+
+    # When the query runs
+    count, data = await _count(gql, sql, query)
+
+    # Then it returned every session, with the same number of statements for any size
+    connection = data["sessions"]
+    assert isinstance(connection, dict)
+    listed = connection.get("nodes") or connection.get("edges")
+    assert isinstance(listed, list)
+    assert len(listed) == sessions
+    assert count == expected, sql.report()
+    assert count <= 5 or query is WIDE_QUERY
+
+
+async def test_spec_query_answers_from_batched_statements(
+    gql: GraphQLClient, engine: AsyncEngine, sql: SqlRecorder
+) -> None:
+    await _seed(engine, 20)
+
+    _, data = await _count(gql, sql, SPEC_QUERY)
+
+    statements = sql.statements
+    assert sum("FROM workflows" in s for s in statements) == 1, sql.report()
+    assert sum("count(*)" in s for s in statements) == 1, sql.report()
+    assert sum("FROM operations" in s and "UNION ALL" in s for s in statements) == 1
+    node = data["sessions"]["nodes"][0]  # type: ignore[index]
+    assert node["operationCount"] == 100
+    assert len(node["operations"]["nodes"]) == 50
+    assert node["workflowName"].startswith("Workflow ")
+
+
+async def test_session_detail_runs_constant_statements(
+    gql: GraphQLClient, engine: AsyncEngine, sql: SqlRecorder
+) -> None:
+    await _seed(engine, 3)
+    ids = [n["id"] for n in (await gql("{ sessions { nodes { id } } }"))["sessions"]["nodes"]]
+    query = """query ($id: String!) { session(id: $id) {
+        id workflowName operationCount
+        operations(first: 500) { totalCount nodes { operationId timestamp } } } }"""
+
+    counts = []
+    for session_id in ids:
+        sql.clear()
+        await gql(query, {"id": session_id[:10]})
+        counts.append(len(sql.statements))
+
+    # lookup, workflow, count, page
+    assert counts == [4, 4, 4], sql.report()
