@@ -1,0 +1,110 @@
+"""The command line as a user runs it: export-schema, seed and serve."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sessiongraph.cli import main
+from sessiongraph.graphql.schema import schema
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_schema_matches_the_code() -> None:
+    committed = (REPO_ROOT / "schema.graphql").read_text(encoding="utf-8")
+
+    assert committed == schema.as_str() + "\n", (
+        "schema.graphql is stale: run `sessiongraph export-schema`"
+    )
+
+
+def test_export_schema_check_reports_drift(tmp_path: Path) -> None:
+    target = tmp_path / "schema.graphql"
+
+    assert main(["export-schema", "--output", str(target)]) == 0
+    assert main(["export-schema", "--output", str(target), "--check"]) == 0
+
+    target.write_text(target.read_text() + "\ntype Stale { x: Int }\n")
+    assert main(["export-schema", "--output", str(target), "--check"]) == 1
+
+
+def test_seed_command_fills_and_refuses_a_second_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+
+    assert main(["seed", "--sessions", "12", "--seed", "3", "--database-url", url]) == 0
+    assert "Seeded 12 sessions" in capsys.readouterr().err
+
+    assert main(["seed", "--sessions", "12", "--database-url", url]) == 1
+    assert "--reset" in capsys.readouterr().err
+
+    assert main(["seed", "--sessions", "5", "--reset", "--database-url", url]) == 0
+    assert "Seeded 5 sessions" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """`sessiongraph serve` in a fresh directory with no configuration: the README's command."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGRAPH_")}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sessiongraph", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("server did not become healthy in 60 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_serve_answers_with_demo_data(served: str) -> None:
+    query = "{ sessions(first: 5) { totalCount nodes { id status totalCostDisplay } } }"
+
+    response = httpx.post(f"{served}/graphql", json={"query": query}, timeout=10)
+
+    assert response.status_code == 200
+    connection = response.json()["data"]["sessions"]
+    assert connection["totalCount"] == 200
+    assert len(connection["nodes"]) == 5
+    assert all(node["totalCostDisplay"].startswith(("$", "<$")) for node in connection["nodes"])
+
+
+def test_serve_shows_graphiql_to_a_browser(served: str) -> None:
+    response = httpx.get(f"{served}/graphql", headers={"Accept": "text/html"}, timeout=10)
+
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
