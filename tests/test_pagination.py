@@ -97,7 +97,9 @@ def expected_order(rows: list[dict[str, Any]], column: str, *, descending: bool)
         key=lambda r: (r[column], r["id"]),
         reverse=descending,
     )
-    undated = sorted((r for r in rows if r[column] is None), key=lambda r: r["id"], reverse=descending)
+    undated = sorted(
+        (r for r in rows if r[column] is None), key=lambda r: r["id"], reverse=descending
+    )
     return [r["id"] for r in valued + undated]
 
 
@@ -168,7 +170,7 @@ async def test_walking_every_page_returns_each_session_once_in_order(
     assert [p["totalCount"] for p in pages] == [SESSION_COUNT] * len(pages)
 
 
-async def test_the_sample_has_ties_and_nulls_in_every_sort_column() -> None:
+def test_the_sample_has_ties_and_nulls_in_every_sort_column() -> None:
     # given
     rows = sortable_rows()
 
@@ -214,21 +216,19 @@ async def test_walking_with_filters_returns_each_matching_session_once(
     # when
     ids, pages = await walk(
         gql,
-        page_size=2,
+        page_size=4,
         orderBy={"field": field, "direction": direction},
         statuses=["FAILED", "RUNNING"],
         workflowId="wf-a",
     )
 
     # then
-    assert len(expected) == 7
+    assert len(expected) == 6
     assert ids == expected
-    assert [p["totalCount"] for p in pages] == [7, 7, 7, 7]
+    assert [p["totalCount"] for p in pages] == [6, 6]
 
 
-async def test_page_after_the_last_cursor_is_empty(
-    gql: GraphQLClient, engine: AsyncEngine
-) -> None:
+async def test_page_after_the_last_cursor_is_empty(gql: GraphQLClient, engine: AsyncEngine) -> None:
     # given
     await insert_sessions(engine, *sortable_rows())
     order = {"field": "TOTAL_TOKENS", "direction": "ASC"}

@@ -36,9 +36,7 @@ async def test_full_id_returns_that_session(gql: GraphQLClient, engine: AsyncEng
     )
 
     # when
-    data = await gql(
-        'query { session(id: "3f2a9c10-5b7e-4d21-9a0c-1e2f3a4b5c6d") { id status } }'
-    )
+    data = await gql('query { session(id: "3f2a9c10-5b7e-4d21-9a0c-1e2f3a4b5c6d") { id status } }')
 
     # then
     assert data == {
@@ -385,7 +383,6 @@ async def test_lookup_is_one_statement_searching_the_primary_key(
     async with engine.connect() as conn:
         plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
     details = [row[-1] for row in plan]
-    print(statement, parameters, details)
     assert any(
         d.startswith("SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 (") for d in details
     ), details

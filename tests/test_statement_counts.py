@@ -105,7 +105,8 @@ async def test_spec_query_answers_from_batched_statements(
     statements = sql.statements
     assert sum("FROM workflows" in s for s in statements) == 1, sql.report()
     assert sum("count(*)" in s for s in statements) == 1, sql.report()
-    assert sum("FROM operations" in s and "UNION ALL" in s for s in statements) == 1
+    pages = [s for s in statements if "operations" in s and "count(*)" not in s]
+    assert len(pages) == 1, sql.report()
     node = data["sessions"]["nodes"][0]  # type: ignore[index]
     assert node["operationCount"] == 100
     assert len(node["operations"]["nodes"]) == 50

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from sessiongraph.config import Settings
+from sessiongraph.db import queries
 from sessiongraph.db.engine import create_engine, create_schema
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await queries.drain()
             await engine.dispose()
 
     async def healthz(_request: Request) -> JSONResponse:

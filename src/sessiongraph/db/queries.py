@@ -5,17 +5,21 @@ Every function runs a fixed number of statements, whatever the number of rows.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.db.tables import HEAVY_OPERATION_COLUMNS, operations, sessions, workflows
+
+T = TypeVar("T")
 
 #: Sortable session columns, by name.
 SESSION_SORT_COLUMNS = (
@@ -25,9 +29,6 @@ SESSION_SORT_COLUMNS = (
     "total_tokens",
     "duration_seconds",
 )
-
-#: At most this many per-session subqueries go into one UNION ALL (SQLite allows 500).
-MAX_UNION_BRANCHES = 250
 
 #: Rows a prefix lookup reads: enough to list 5 candidates and know there were more.
 PREFIX_CANDIDATES = 5
@@ -62,15 +63,46 @@ class OperationFilter:
     success: bool | None = None
 
 
+#: Statements still running for a caller that has gone away; see ``_uncancellable``.
+_in_flight: set[asyncio.Task[Any]] = set()
+
+
+async def _uncancellable(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to completion even if the awaiting request is cancelled.
+
+    GraphQL execution cancels the loads of sibling fields once an error nulls
+    their parent. Cancelling a driver call half-way leaves its connection in
+    an unknown state (aiosqlite's close can then wait forever), so the
+    statement finishes in the background and returns its connection to the
+    pool; ``drain`` waits for such statements before the engine is disposed.
+    """
+    task = asyncio.ensure_future(work)
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
+    return await asyncio.shield(task)
+
+
+async def drain() -> None:
+    """Wait for statements whose callers were cancelled."""
+    while _in_flight:
+        await asyncio.gather(*_in_flight, return_exceptions=True)
+
+
 async def _all(engine: AsyncEngine, stmt: sa.Executable) -> Sequence[RowMapping]:
-    async with engine.connect() as conn:
-        result = await conn.execute(stmt)
-        return result.mappings().all()
+    async def run() -> Sequence[RowMapping]:
+        async with engine.connect() as conn:
+            result = await conn.execute(stmt)
+            return result.mappings().all()
+
+    return await _uncancellable(run())
 
 
 async def _scalar(engine: AsyncEngine, stmt: sa.Executable) -> Any:
-    async with engine.connect() as conn:
-        return await conn.scalar(stmt)
+    async def run() -> Any:
+        async with engine.connect() as conn:
+            return await conn.scalar(stmt)
+
+    return await _uncancellable(run())
 
 
 def _session_conditions(filters: SessionFilter) -> list[sa.ColumnElement[bool]]:
@@ -188,14 +220,16 @@ async def fetch_workflows(*, engine: AsyncEngine, ids: Sequence[str]) -> dict[st
     return {row["id"]: row for row in rows}
 
 
-def _operation_conditions(filters: OperationFilter) -> list[sa.ColumnElement[bool]]:
+def _operation_conditions(
+    filters: OperationFilter, table: sa.FromClause = operations
+) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if filters.types is not None:
-        conditions.append(operations.c.operation_type.in_(filters.types))
+        conditions.append(table.c.operation_type.in_(filters.types))
     if filters.tool_name is not None:
-        conditions.append(operations.c.tool_name == filters.tool_name)
+        conditions.append(table.c.tool_name == filters.tool_name)
     if filters.success is not None:
-        conditions.append(operations.c.success == filters.success)
+        conditions.append(table.c.success == filters.success)
     return conditions
 
 
@@ -203,13 +237,12 @@ async def count_operations(
     *, engine: AsyncEngine, session_ids: Sequence[str], filters: OperationFilter
 ) -> dict[str, int]:
     stmt = (
-        sa.select(operations.c.session_id, sa.func.count())
+        sa.select(operations.c.session_id, sa.func.count().label("count"))
         .where(operations.c.session_id.in_(session_ids), *_operation_conditions(filters))
         .group_by(operations.c.session_id)
     )
-    async with engine.connect() as conn:
-        result = await conn.execute(stmt)
-        return {session_id: int(count) for session_id, count in result}
+    rows = await _all(engine, stmt)
+    return {row["session_id"]: int(row["count"]) for row in rows}
 
 
 #: Columns every operation page reads; heavy ones and git are added when selected.
@@ -233,55 +266,90 @@ async def fetch_operation_pages(
 ) -> dict[str, list[RowMapping]]:
     """The first ``limit`` operations after ``after`` of each session, oldest first.
 
-    One UNION ALL of per-session ``LIMIT`` subqueries per 250 sessions; each
-    subquery walks the timeline index of its session and stops at ``limit``.
-    ``columns`` names the heavy columns (and ``git``) to read besides the light ones.
+    One statement for all sessions, in which each session's page is an
+    index-ordered ``LIMIT`` walk of its timeline. ``columns`` names the heavy
+    columns (and ``git``) to read besides the light ones.
     """
-    selected = [operations.c[name] for name in (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))]
-    conditions = _operation_conditions(filters)
-    if after is not None:
-        if after.value is None:
-            conditions += [operations.c.timestamp.is_(None), operations.c.id > after.id]
-        else:
-            conditions.append(
-                sa.tuple_(*_timeline_order(operations))
-                > sa.tuple_(
-                    sa.false(),
-                    sa.literal(after.value, operations.c.timestamp.type),
-                    sa.literal(after.id, operations.c.id.type),
-                )
-            )
-
-    def branch(session_id: str) -> sa.Select[Any]:
-        return (
-            sa.select(*selected)
-            .where(operations.c.session_id == session_id, *conditions)
-            .order_by(*_timeline_order(operations))
-            .limit(limit)
-        )
-
-    pages: dict[str, list[RowMapping]] = defaultdict(list)
+    selected = (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))
     unique_ids = list(dict.fromkeys(session_ids))
-    for start in range(0, len(unique_ids), MAX_UNION_BRANCHES):
-        chunk = unique_ids[start : start + MAX_UNION_BRANCHES]
-        if len(chunk) == 1:
-            stmt: sa.Executable = branch(chunk[0])
-        else:
-            stmt = sa.union_all(*(sa.select(branch(sid).subquery()) for sid in chunk))
-        for row in await _all(engine, stmt):
-            pages[row["session_id"]].append(row)
-    for rows in pages.values():
-        _ensure_timeline_order(rows)
+    if engine.dialect.name == "sqlite":
+        stmt = _pages_by_json_each(unique_ids, selected, filters, after, limit)
+    else:
+        stmt = _pages_by_union(unique_ids, selected, filters, after, limit)
+    pages: dict[str, list[RowMapping]] = defaultdict(list)
+    for row in await _all(engine, stmt):
+        pages[row["session_id"]].append(row)
     return pages
 
 
-def _timeline_key(row: RowMapping) -> tuple[bool, Any, int]:
-    return (row["timestamp"] is None, row["timestamp"], row["id"])
+def _page_conditions(
+    table: sa.FromClause, filters: OperationFilter, after: Keyset | None
+) -> list[sa.ColumnElement[bool]]:
+    conditions = _operation_conditions(filters, table)
+    if after is not None:
+        if after.value is None:
+            conditions += [table.c.timestamp.is_(None), table.c.id > after.id]
+        else:
+            conditions.append(
+                sa.tuple_(*_timeline_order(table))
+                > sa.tuple_(
+                    sa.false(),
+                    sa.literal(after.value, table.c.timestamp.type),
+                    sa.literal(after.id, table.c.id.type),
+                )
+            )
+    return conditions
 
 
-def _ensure_timeline_order(rows: list[RowMapping]) -> None:
-    # SQL does not promise that UNION ALL keeps each branch's order (a parallel
-    # plan may interleave them); the check is linear, the sort almost never runs.
-    keys = [(ts is None, ts or 0, i) for ts, i in ((r["timestamp"], r["id"]) for r in rows)]
-    if any(keys[i] > keys[i + 1] for i in range(len(keys) - 1)):
-        rows.sort(key=lambda r: (r["timestamp"] is None, r["timestamp"] or 0, r["id"]))
+def _pages_by_json_each(
+    session_ids: list[str],
+    selected: Sequence[str],
+    filters: OperationFilter,
+    after: Keyset | None,
+    limit: int,
+) -> sa.Select[Any]:
+    """SQLite: for each id of a JSON array, the ids of its page, then those rows.
+
+    The SQL text is the same for any number of sessions (one JSON parameter),
+    so it is compiled once; measured faster than a window function and as fast
+    as a UNION ALL of 200 subqueries (bench/operation_pages.py).
+    """
+    wanted = sa.func.json_each(sa.bindparam("session_ids", json.dumps(session_ids))).table_valued(
+        "key", "value"
+    )
+    inner = operations.alias("page")
+    page_ids = (
+        sa.select(inner.c.id)
+        .where(inner.c.session_id == wanted.c.value, *_page_conditions(inner, filters, after))
+        .order_by(*_timeline_order(inner))
+        .limit(limit)
+    )
+    return (
+        sa.select(*(operations.c[name] for name in selected))
+        .select_from(wanted.join(operations, operations.c.id.in_(page_ids)))
+        .order_by(wanted.c.key, *_timeline_order(operations))
+    )
+
+
+def _pages_by_union(
+    session_ids: list[str],
+    selected: Sequence[str],
+    filters: OperationFilter,
+    after: Keyset | None,
+    limit: int,
+) -> sa.Select[Any]:
+    """Elsewhere: a UNION ALL of per-session ``LIMIT`` subqueries."""
+    conditions = _page_conditions(operations, filters, after)
+    columns = [operations.c[name] for name in selected]
+    branches = [
+        sa.select(
+            sa.select(*columns)
+            .where(operations.c.session_id == session_id, *conditions)
+            .order_by(*_timeline_order(operations))
+            .limit(limit)
+            .subquery()
+        )
+        for session_id in session_ids
+    ]
+    union = sa.union_all(*branches).subquery()
+    return sa.select(union).order_by(union.c.session_id, *_timeline_order(union))

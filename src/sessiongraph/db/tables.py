@@ -21,6 +21,10 @@ SESSION_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 HEAVY_OPERATION_COLUMNS = ("tool_input", "tool_output", "message_content", "thinking_content")
 
 
+def _empty_object() -> dict[str, Any]:
+    return {}
+
+
 class WorkflowRow(SQLModel, table=True):
     __tablename__: ClassVar[str] = "workflows"
 
@@ -71,7 +75,8 @@ class SessionRow(SQLModel, table=True):
     error_message: str | None = Field(default=None, sa_type=sa.Text)
     # "metadata" is reserved on declarative classes, so the attribute differs.
     metadata_: dict[str, Any] = Field(
-        default_factory=dict, sa_column=sa.Column("metadata", JSONDocument, nullable=False)
+        default_factory=dict,
+        sa_column=sa.Column("metadata", JSONDocument, nullable=False, default=_empty_object),
     )
 
 
