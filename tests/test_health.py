@@ -6,8 +6,6 @@ from pathlib import Path
 
 import httpx
 
-from sessiongraph.config import Settings
-
 
 async def test_healthy_database_answers_200(http: httpx.AsyncClient) -> None:
     response = await http.get("/healthz")
@@ -17,11 +15,10 @@ async def test_healthy_database_answers_200(http: httpx.AsyncClient) -> None:
 
 
 async def test_unreadable_database_answers_503(
-    http: httpx.AsyncClient, settings: Settings, tmp_path: Path
+    http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     # Given a database file that something outside the server has destroyed
-    for path in tmp_path.glob("test.db*"):
-        path.write_bytes(b"this is not a database" * 512)
+    _overwrite_database_files(tmp_path)
 
     # When the health check runs
     response = await http.get("/healthz")
@@ -32,3 +29,8 @@ async def test_unreadable_database_answers_503(
     assert body["status"] == "unavailable"
     assert body["database"] == "unreachable"
     assert "Traceback" not in response.text
+
+
+def _overwrite_database_files(folder: Path) -> None:
+    for path in folder.glob("test.db*"):
+        path.write_bytes(b"this is not a database" * 512)
