@@ -14,9 +14,7 @@ async def test_healthy_database_answers_200(http: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-async def test_unreadable_database_answers_503(
-    http: httpx.AsyncClient, tmp_path: Path
-) -> None:
+async def test_unreadable_database_answers_503(http: httpx.AsyncClient, tmp_path: Path) -> None:
     # Given a database file that something outside the server has destroyed
     _overwrite_database_files(tmp_path)
 
