@@ -40,9 +40,7 @@ query Ops(
 """
 
 
-#: Error cases select no sibling field that uses a DataLoader (operationCount,
-#: totalCount): the error would cancel that loader's statement mid-flight, and the
-#: cancelled aiosqlite connection can hang the event loop's shutdown after the test.
+#: Error cases select only the failing field (siblings: see test_error_next_to_fields_...).
 OPERATIONS_ERROR = """
 query Ops($id: String!, $first: Int, $after: String) {
   session(id: $id) {
@@ -316,6 +314,38 @@ async def test_first_out_of_range_is_bad_user_input(
     assert error["path"] == ["session", "operations"]
     assert error["extensions"]["argumentName"] == "first"
     assert "1000" in error["message"]
+
+
+async def test_error_next_to_fields_that_load_data_answers_and_settles(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    """The error cancels the sibling loads (operationCount, totalCount, another page).
+
+    Their statements must still settle, or closing the app after the test hangs.
+    """
+    # given
+    session = await insert_session(engine)
+    await insert_timeline(engine, session["id"], 3)
+
+    # when
+    body = await gql.raw(
+        """
+        query ($id: String!) {
+          session(id: $id) {
+            operationCount
+            ok: operations(first: 2) { totalCount nodes { operationId } }
+            bad: operations(first: 0) { totalCount nodes { operationId } }
+          }
+        }
+        """,
+        {"id": session["id"]},
+    )
+
+    # then
+    assert body["data"] == {"session": None}
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["session", "bad"], "BAD_USER_INPUT")
+    ]
 
 
 async def test_first_1000_is_accepted_and_the_default_is_100(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,10 +49,36 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite; Python None is SQL NULL.
-JSONDocument = sa.JSON(none_as_null=True).with_variant(
-    postgresql.JSONB(none_as_null=True), "postgresql"
-)
+class JSONDocument(sa.TypeDecorator[Any]):
+    """A JSON value: JSONB on PostgreSQL, JSON text on SQLite. Python None is SQL NULL.
+
+    SQLite cannot stop another writer from storing text that is not JSON; such
+    a value is read back as the plain string instead of failing the whole row.
+    """
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        if value is sa.JSON.NULL:
+            return "null"
+        return json.dumps(value, ensure_ascii=False)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if not isinstance(value, str) or dialect.name == "postgresql":
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+
 
 #: Ids compare byte-wise on every database, so prefix ranges match prefixes exactly.
 Identifier = sa.String(128).with_variant(postgresql.VARCHAR(128, collation="C"), "postgresql")

@@ -123,6 +123,10 @@ def _as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and value in _INT32 else None
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _as_bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
@@ -299,7 +303,7 @@ class Session:
             status=SessionStatus[row["status"].upper()],
             agent_provider=row["agent_provider"],
             agent_model=row["agent_model"],
-            repos=[r for r in row["repos"] or () if isinstance(r, str)],
+            repos=[r for r in _as_list(row["repos"]) if isinstance(r, str)],
             workspace_path=row["workspace_path"],
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
