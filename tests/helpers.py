@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -151,3 +152,9 @@ async def insert_timeline(
 async def insert_workflow(engine: AsyncEngine, id: str, name: str | None) -> None:
     async with engine.begin() as conn:
         await conn.execute(workflows.insert(), [{"id": id, "name": name}])
+
+
+def destroy_database_files(folder: Path) -> None:
+    """Overwrite the test database's files, as a failing disk or another program would."""
+    for path in folder.glob("test.db*"):
+        path.write_bytes(b"this is not a database" * 512)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers import destroy_database_files
+
 
 async def test_healthy_database_answers_200(http: httpx.AsyncClient) -> None:
     response = await http.get("/healthz")
@@ -16,7 +18,7 @@ async def test_healthy_database_answers_200(http: httpx.AsyncClient) -> None:
 
 async def test_unreadable_database_answers_503(http: httpx.AsyncClient, tmp_path: Path) -> None:
     # Given a database file that something outside the server has destroyed
-    _overwrite_database_files(tmp_path)
+    destroy_database_files(tmp_path)
 
     # When the health check runs
     response = await http.get("/healthz")
@@ -27,8 +29,3 @@ async def test_unreadable_database_answers_503(http: httpx.AsyncClient, tmp_path
     assert body["status"] == "unavailable"
     assert body["database"] == "unreachable"
     assert "Traceback" not in response.text
-
-
-def _overwrite_database_files(folder: Path) -> None:
-    for path in folder.glob("test.db*"):
-        path.write_bytes(b"this is not a database" * 512)
