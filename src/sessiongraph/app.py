@@ -7,11 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 
 from sessiongraph.config import Settings
 from sessiongraph.db import queries
@@ -43,8 +42,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
-            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1 FROM sessions LIMIT 1"))
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                await queries.ping(engine=engine)
         except Exception as error:  # any failure means "not ready", never a 500
             logger.warning("health check failed: %s", error)
             return JSONResponse(
@@ -62,7 +61,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
         ],
         lifespan=lifespan,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,9 +22,10 @@ class Settings(BaseSettings):
     )
     echo_sql: bool = Field(default=False, description="Log every SQL statement.")
     cursor_secret: str = Field(
-        default="sessiongraph-cursor-v1",
-        min_length=8,
-        description="Key that signs pagination cursors; set the same value on every instance.",
+        default_factory=lambda: secrets.token_urlsafe(32),
+        min_length=16,
+        description="Key that signs pagination cursors. Unset, each process draws a random "
+        "one, so cursors do not survive a restart: set the same value on every instance.",
     )
     graphiql: bool = Field(default=True, description="Serve GraphiQL to browsers at /graphql.")
 
@@ -40,7 +43,3 @@ class Settings(BaseSettings):
                 "use sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return url
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

@@ -36,7 +36,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             value = value.replace(tzinfo=UTC)
         value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+            # Fixed width, zero-padded years included, so text order is time order.
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

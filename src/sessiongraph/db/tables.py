@@ -35,10 +35,7 @@ class WorkflowRow(SQLModel, table=True):
 class SessionRow(SQLModel, table=True):
     __tablename__: ClassVar[str] = "sessions"
     __table_args__ = (
-        sa.CheckConstraint(
-            "status IN ('pending', 'running', 'completed', 'failed', 'cancelled')",
-            name="ck_sessions_status",
-        ),
+        sa.CheckConstraint(sa.column("status").in_(SESSION_STATUSES), name="ck_sessions_status"),
         # One (column, id) index per sortable column: each serves its order in
         # both directions and the keyset predicate of a deep page.
         sa.Index("ix_sessions_started_at", "started_at", "id"),

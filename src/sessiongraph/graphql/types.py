@@ -103,24 +103,23 @@ class GitInfo:
         return cls(**values)
 
 
-def _as_text(value: Any) -> str | None:
+def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
     return json.dumps(value, sort_keys=True, default=str)
 
 
-_INT32 = range(-(2**31), 2**31)
-
-
 def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
+    """An integer that fits GraphQL's Int, from an int, an integral float or a numeric string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    integral_float = isinstance(value, float) and value.is_integer()
-    if integral_float or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-        value = int(value)
-    return value if isinstance(value, int) and value in _INT32 else None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if -(2**31) <= number < 2**31 else None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -131,22 +130,16 @@ def _as_bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+_GIT_INT_FIELDS = {
+    "files_changed",
+    "insertions",
+    "deletions",
+    "commits_count",
+    "estimated_tokens_added",
+    "estimated_tokens_removed",
+}
 _GIT_FIELD_KINDS = {
-    name: (
-        _as_bool
-        if name == "is_clone"
-        else _as_int
-        if name
-        in {
-            "files_changed",
-            "insertions",
-            "deletions",
-            "commits_count",
-            "estimated_tokens_added",
-            "estimated_tokens_removed",
-        }
-        else _as_text
-    )
+    name: _as_bool if name == "is_clone" else _as_int if name in _GIT_INT_FIELDS else _as_text
     for name in GitInfo.__annotations__
 }
 
