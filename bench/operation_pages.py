@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.config import Settings
 from sessiongraph.db import queries
-from sessiongraph.db.engine import create_engine, create_schema
+from sessiongraph.db.engine import create_engine
+from sessiongraph.db.migrate import upgrade
 from sessiongraph.db.queries import LIGHT_OPERATION_COLUMNS, OperationFilter
 from sessiongraph.db.tables import operations, sessions
 
@@ -87,7 +88,7 @@ async def _json_each(engine: AsyncEngine, ids: list[str], limit: int) -> int:
 async def main(n_sessions: int, per_session: int, limit: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = create_engine(Settings(database_url=f"sqlite:///{Path(folder) / 'b.db'}"))
-        await create_schema(engine)
+        await upgrade(engine)
         ids = await _fill(engine, n_sessions, per_session)
         shapes: dict[str, Any] = {
             "window function": _window,

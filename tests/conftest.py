@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,60 @@ from starlette.applications import Starlette
 
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings
+from sessiongraph.db import migrate
+from sessiongraph.db.engine import create_engine
 from tests.helpers import GraphQLClient, SqlRecorder
+from tests.postgres import PostgresUnavailable, throwaway_postgres
+
+REQUIRE_POSTGRES = "SESSIONGRAPH_REQUIRE_POSTGRES"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: the test relies on SQLite itself")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run SQLite-specific tests on SQLite only, rather than skipping their other half."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("settings") == "postgresql"
+        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated database on a throwaway PostgreSQL server, shared by the session's tests."""
+    try:
+        server = throwaway_postgres()
+        url = server.__enter__()
+    except PostgresUnavailable as error:
+        if os.environ.get(REQUIRE_POSTGRES):
+            pytest.fail(f"PostgreSQL is required ({REQUIRE_POSTGRES} is set): {error}")
+        pytest.skip(f"PostgreSQL half skipped: {error}")
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Every test that uses the app runs once on SQLite and once on PostgreSQL."""
+    if request.param == "postgresql":
+        return Settings(database_url=request.getfixturevalue("postgres_url"))
     return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
 
 
@@ -26,6 +77,11 @@ def settings(tmp_path: Path) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        if not settings.is_sqlite:  # one shared database: start each test empty
+            async with app.state.engine.begin() as conn:
+                await conn.execute(
+                    sa.text("TRUNCATE workflows, sessions, operations RESTART IDENTITY CASCADE")
+                )
         yield app
 
 

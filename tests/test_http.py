@@ -68,6 +68,7 @@ async def test_wrongly_typed_variable_is_bad_user_input(gql: GraphQLClient) -> N
     assert "$first" in error["message"]
 
 
+@pytest.mark.sqlite_only
 async def test_database_failure_is_masked_as_internal(
     gql: GraphQLClient, engine: AsyncEngine, tmp_path: Path
 ) -> None:

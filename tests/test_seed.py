@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.config import Settings
 from sessiongraph.db import tables
-from sessiongraph.db.engine import create_engine, create_schema
+from sessiongraph.db.engine import create_engine
+from sessiongraph.db.migrate import upgrade
 from sessiongraph.seed import ANCHOR, SeedReport, seed_demo_data
 
 NewDatabase = Callable[[], Awaitable[AsyncEngine]]
@@ -31,7 +32,7 @@ FINISHED = {"completed", "failed", "cancelled"}
 
 async def _open_database(path: Path) -> AsyncEngine:
     engine = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
-    await create_schema(engine)
+    await upgrade(engine)
     return engine
 
 

@@ -330,6 +330,7 @@ async def test_very_long_id_is_null_without_error(gql: GraphQLClient, engine: As
 # --- one statement, on the primary key --------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     ("wanted", "outcome"),
     [

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sessiongraph.config import Settings
-from sessiongraph.db import queries
-from sessiongraph.db.engine import create_engine, create_schema
+from sessiongraph.db import migrate, queries
+from sessiongraph.db.engine import create_engine
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.schema import schema
@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await create_schema(engine)
+        # The embedded SQLite default upgrades itself; a shared server is upgraded
+        # deliberately, with `sessiongraph db upgrade`.
+        await migrate.ensure_current(engine, auto_upgrade=settings.is_sqlite)
         try:
             yield
         finally:

@@ -9,8 +9,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sessiongraph.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 
@@ -59,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 1 if the file differs instead of writing it"
     )
     export.set_defaults(command=export_schema_command)
+
+    db = commands.add_parser("db", help="database schema migrations")
+    db_commands = db.add_subparsers(title="db commands", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="bring the schema up to this version")
+    _database_url_option(upgrade)
+    upgrade.set_defaults(command=db_upgrade_command)
+    current = db_commands.add_parser("current", help="print the schema revision")
+    _database_url_option(current)
+    current.set_defaults(command=db_current_command)
     return parser
 
 
@@ -86,23 +99,29 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sessiongraph.app import create_app
+    from sessiongraph.db.migrate import SchemaBehind
 
     settings = _settings(args)
     explicit = bool(args.database_url or os.environ.get("SESSIONGRAPH_DATABASE_URL"))
-    if not explicit and not args.no_demo_data:
-        asyncio.run(_seed_if_empty(settings))
+    try:
+        asyncio.run(_prepare(settings, demo_data=not explicit and not args.no_demo_data))
+    except SchemaBehind as error:
+        print(error, file=sys.stderr)
+        return 1
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
-async def _seed_if_empty(settings: Settings) -> None:
-    from sessiongraph.db.engine import create_engine, create_schema, is_empty
+async def _prepare(settings: Settings, *, demo_data: bool) -> None:
+    """Check (or, on SQLite, upgrade) the schema; fill an empty default database."""
+    from sessiongraph.db.engine import create_engine, is_empty
+    from sessiongraph.db.migrate import ensure_current
     from sessiongraph.seed import seed_demo_data
 
     engine = create_engine(settings)
     try:
-        await create_schema(engine)
-        if await is_empty(engine):
+        await ensure_current(engine, auto_upgrade=settings.is_sqlite)
+        if demo_data and await is_empty(engine):
             print("Empty database: adding demo data.", file=sys.stderr)
             await seed_demo_data(engine, progress=_progress_printer())
     finally:
@@ -114,12 +133,17 @@ def seed_command(args: argparse.Namespace) -> int:
 
 
 async def _seed(settings: Settings, sessions: int, seed: int, *, reset: bool) -> int:
-    from sessiongraph.db.engine import clear_data, create_engine, create_schema, is_empty
+    from sessiongraph.db.engine import clear_data, create_engine, is_empty
+    from sessiongraph.db.migrate import SchemaBehind, ensure_current
     from sessiongraph.seed import seed_demo_data
 
     engine = create_engine(settings)
     try:
-        await create_schema(engine)
+        try:
+            await ensure_current(engine, auto_upgrade=settings.is_sqlite)
+        except SchemaBehind as error:
+            print(error, file=sys.stderr)
+            return 1
         if not await is_empty(engine):
             if not reset:
                 print(
@@ -171,3 +195,45 @@ def export_schema_command(args: argparse.Namespace) -> int:
     path.write_text(sdl, encoding="utf-8")
     print(f"Wrote {path}.", file=sys.stderr)
     return 0
+
+
+def db_upgrade_command(args: argparse.Namespace) -> int:
+    from sessiongraph.db import migrate
+
+    async def run() -> tuple[str | None, str | None]:
+        engine = _engine(args)
+        try:
+            before = await migrate.current_revision(engine)
+            await migrate.upgrade(engine)
+            return before, await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    before, after = asyncio.run(run())
+    if before == after:
+        print(f"Schema already at {after} (head).", file=sys.stderr)
+    else:
+        print(f"Upgraded schema from {before or 'empty'} to {after}.", file=sys.stderr)
+    return 0
+
+
+def db_current_command(args: argparse.Namespace) -> int:
+    from sessiongraph.db import migrate
+
+    async def run() -> str | None:
+        engine = _engine(args)
+        try:
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current, head = asyncio.run(run()), migrate.head_revision()
+    state = "head" if current == head else f"behind: head is {head}"
+    print(f"{current or 'none (empty database)'} ({state})")
+    return 0 if current == head else 1
+
+
+def _engine(args: argparse.Namespace) -> AsyncEngine:
+    from sessiongraph.db.engine import create_engine
+
+    return create_engine(_settings(args))

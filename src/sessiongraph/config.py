@@ -28,6 +28,19 @@ class Settings(BaseSettings):
         "one, so cursors do not survive a restart: set the same value on every instance.",
     )
     graphiql: bool = Field(default=True, description="Serve GraphiQL to browsers at /graphql.")
+    pool_size: int = Field(default=5, ge=1, description="Database connections kept open.")
+    max_overflow: int = Field(
+        default=10, ge=0, description="Connections opened beyond pool_size under load."
+    )
+    pool_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a request waits for a free connection."
+    )
+    statement_timeout_ms: int = Field(
+        default=5000,
+        ge=0,
+        description="PostgreSQL: longest a statement may run before the server cancels it "
+        "(0 = no limit).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -43,3 +56,7 @@ class Settings(BaseSettings):
                 "use sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -13,16 +13,33 @@ from sessiongraph.db.tables import metadata
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An engine for ``settings.database_url``; SQLite gets WAL and foreign keys."""
+    """An engine for ``settings.database_url``, pooled as configured.
+
+    SQLite gets WAL and foreign keys; PostgreSQL gets the statement timeout, so
+    no request can hold the database for long.
+    """
     url = make_url(settings.database_url)
-    engine = create_async_engine(url, echo=settings.echo_sql, pool_pre_ping=not _is_sqlite(url))
-    if _is_sqlite(url):
+    pool = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout_seconds,
+    }
+    if settings.is_sqlite:
+        engine = create_async_engine(url, echo=settings.echo_sql, **pool)
         sa.event.listen(engine.sync_engine, "connect", _configure_sqlite)
-    return engine
-
-
-def _is_sqlite(url: sa.URL) -> bool:
-    return url.get_backend_name() == "sqlite"
+        return engine
+    server_settings = {
+        "application_name": "sessiongraph",
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "timezone": "UTC",
+    }
+    return create_async_engine(
+        url,
+        echo=settings.echo_sql,
+        pool_pre_ping=True,
+        connect_args={"server_settings": server_settings},
+        **pool,
+    )
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -31,12 +48,6 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create every table and index that does not exist yet."""
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
 
 
 async def is_empty(engine: AsyncEngine) -> bool:
