@@ -76,7 +76,22 @@ async def _run(engine: AsyncEngine, stmt: sa.Select[Any]) -> int:
 
 
 async def _union(engine: AsyncEngine, ids: list[str], limit: int) -> int:
-    stmt = queries._pages_by_union(ids, LIGHT_OPERATION_COLUMNS, OperationFilter(), None, limit)
+    columns = [operations.c[name] for name in LIGHT_OPERATION_COLUMNS]
+    order = (operations.c.timestamp.is_(None), operations.c.timestamp, operations.c.id)
+    branches = [
+        sa.select(
+            sa.select(*columns)
+            .where(operations.c.session_id == session_id)
+            .order_by(*order)
+            .limit(limit)
+            .subquery()
+        )
+        for session_id in ids
+    ]
+    union = sa.union_all(*branches).subquery()
+    stmt = sa.select(union).order_by(
+        union.c.session_id, union.c.timestamp.is_(None), union.c.timestamp, union.c.id
+    )
     return await _run(engine, stmt)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -272,7 +273,7 @@ async def fetch_operation_pages(
     if engine.dialect.name == "sqlite":
         stmt = _pages_by_json_each(unique_ids, selected, filters, after, limit)
     else:
-        stmt = _pages_by_union(unique_ids, selected, filters, after, limit)
+        stmt = _pages_by_lateral(unique_ids, selected, filters, after, limit)
     pages: dict[str, list[RowMapping]] = defaultdict(list)
     for row in await _all(engine, stmt):
         pages[row["session_id"]].append(row)
@@ -328,25 +329,35 @@ def _pages_by_json_each(
     )
 
 
-def _pages_by_union(
+def _pages_by_lateral(
     session_ids: list[str],
     selected: Sequence[str],
     filters: OperationFilter,
     after: Keyset | None,
     limit: int,
 ) -> sa.Select[Any]:
-    """Elsewhere: a UNION ALL of per-session ``LIMIT`` subqueries."""
-    conditions = _page_conditions(operations, filters, after)
-    columns = [operations.c[name] for name in selected]
-    branches = [
-        sa.select(
-            sa.select(*columns)
-            .where(operations.c.session_id == session_id, *conditions)
-            .order_by(*_timeline_order(operations))
-            .limit(limit)
-            .subquery()
+    """PostgreSQL: each id of an array parameter joined LATERAL to its ``LIMIT`` page.
+
+    Constant SQL text for any number of sessions (one array parameter), so
+    the statement is compiled and prepared once.
+    """
+    wanted = (
+        sa.func.unnest(sa.bindparam("session_ids", session_ids, type_=postgresql.ARRAY(sa.Text)))
+        .table_valued("session_id", with_ordinality="position")
+        .render_derived()
+    )
+    page = (
+        sa.select(*(operations.c[name] for name in selected))
+        .where(
+            operations.c.session_id == wanted.c.session_id,
+            *_page_conditions(operations, filters, after),
         )
-        for session_id in session_ids
-    ]
-    union = sa.union_all(*branches).subquery()
-    return sa.select(union).order_by(union.c.session_id, *_timeline_order(union))
+        .order_by(*_timeline_order(operations))
+        .limit(limit)
+        .lateral("page")
+    )
+    return (
+        sa.select(page)
+        .select_from(wanted.join(page, sa.true()))
+        .order_by(wanted.c.position, *_timeline_order(page))
+    )
