@@ -40,6 +40,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+_postgres_skipped: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _postgres_skipped:
+        terminalreporter.section("PostgreSQL")
+        terminalreporter.write_line(
+            f"THE POSTGRESQL HALF WAS SKIPPED: {_postgres_skipped[0]}. Install PostgreSQL "
+            f"(its pg_ctl) or set SESSIONGRAPH_TEST_POSTGRES_URL to run it.",
+            yellow=True,
+            bold=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A migrated database on a throwaway PostgreSQL server, shared by the session's tests."""
@@ -49,6 +63,7 @@ def postgres_url() -> Iterator[str]:
     except PostgresUnavailable as error:
         if os.environ.get(REQUIRE_POSTGRES):
             pytest.fail(f"PostgreSQL is required ({REQUIRE_POSTGRES} is set): {error}")
+        _postgres_skipped.append(str(error))
         pytest.skip(f"PostgreSQL half skipped: {error}")
     try:
         asyncio.run(_migrate(url))

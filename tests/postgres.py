@@ -61,7 +61,8 @@ def throwaway_postgres(*, settings: dict[str, str] | None = None) -> Iterator[st
         except KeyError:
             raise PostgresUnavailable("running as root and there is no postgres user") from None
         os.chown(folder, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        run_as = [runuser, "-u", "postgres", "--"]
     data, port = folder / "data", _free_port()
     options = {
         "listen_addresses": "127.0.0.1",
@@ -86,9 +87,14 @@ def throwaway_postgres(*, settings: dict[str, str] | None = None) -> Iterator[st
             str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
             "-w", "-t", "60", "-o", option_text, "start",
         )  # fmt: skip
-    except subprocess.CalledProcessError as error:
+    except (OSError, subprocess.CalledProcessError) as error:
         log = folder / "server.log"
-        detail = log.read_text() if log.exists() else error.stderr.decode(errors="replace")
+        if log.exists():
+            detail = log.read_text()
+        elif isinstance(error, subprocess.CalledProcessError):
+            detail = error.stderr.decode(errors="replace")
+        else:
+            detail = str(error)
         shutil.rmtree(folder, ignore_errors=True)
         raise PostgresUnavailable(f"could not start PostgreSQL: {detail}") from error
     try:
