@@ -26,15 +26,19 @@ REQUIRE_POSTGRES = "SESSIONGRAPH_REQUIRE_POSTGRES"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: the test relies on SQLite itself")
+    config.addinivalue_line("markers", "postgres_only: the test relies on PostgreSQL itself")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run SQLite-specific tests on SQLite only, rather than skipping their other half."""
+    """Run database-specific tests on their database only, rather than skipping the rest."""
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and callspec.params.get("settings") == "postgresql"
-        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+        database = callspec.params.get("settings") if callspec is not None else None
+        wrong = (database == "postgresql" and item.get_closest_marker("sqlite_only")) or (
+            database == "sqlite" and item.get_closest_marker("postgres_only")
+        )
+        (dropped if wrong else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

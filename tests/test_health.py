@@ -47,6 +47,8 @@ async def test_stopped_postgres_answers_503() -> None:
         server = throwaway_postgres()
         url = server.__enter__()
     except PostgresUnavailable as error:
+        if os.environ.get("SESSIONGRAPH_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required: {error}")
         pytest.skip(f"PostgreSQL half skipped: {error}")
     try:
         settings = Settings(database_url=url)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.db.tables import HEAVY_OPERATION_COLUMNS, operations, sessions, workflows
+from sessiongraph.errors import QueryTimeout
 
 T = TypeVar("T")
 
@@ -80,13 +81,17 @@ async def drain() -> None:
         await asyncio.gather(*_in_flight, return_exceptions=True)
 
 
+#: SQLSTATE of a statement the server cancelled (PostgreSQL's statement_timeout).
+QUERY_CANCELED = "57014"
+
+
 async def _all(engine: AsyncEngine, stmt: sa.Executable) -> Sequence[RowMapping]:
     async def run() -> Sequence[RowMapping]:
         async with engine.connect() as conn:
             result = await conn.execute(stmt)
             return result.mappings().all()
 
-    return await _uncancellable(run())
+    return await _uncancellable(_timed(run()))
 
 
 async def _scalar(engine: AsyncEngine, stmt: sa.Executable) -> Any:
@@ -94,7 +99,21 @@ async def _scalar(engine: AsyncEngine, stmt: sa.Executable) -> Any:
         async with engine.connect() as conn:
             return await conn.scalar(stmt)
 
-    return await _uncancellable(run())
+    return await _uncancellable(_timed(run()))
+
+
+async def _timed(work: Coroutine[Any, Any, T]) -> T:
+    """``work``, with a statement the server cancelled for time reported as ``QueryTimeout``."""
+    try:
+        return await work
+    except sa.exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) != QUERY_CANCELED:
+            raise
+        raise QueryTimeout(
+            "The database stopped this query at the statement timeout. Ask for less "
+            "(a smaller `first`, narrower filters) or try again later.",
+            limit="statementTimeout",
+        ) from None
 
 
 def _session_conditions(filters: SessionFilter) -> list[sa.ColumnElement[bool]]:

@@ -20,7 +20,8 @@ from enum import Enum
 from typing import Any
 
 from sessiongraph.db.queries import Keyset
-from sessiongraph.graphql.errors import BadUserInput
+from sessiongraph.errors import BadUserInput
+from sessiongraph.graphql.scalars import serialize_decimal
 
 _MAX_CURSOR_LENGTH = 1024
 
@@ -82,7 +83,7 @@ def _dump_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        return serialize_decimal(value)  # the same text whatever scale the database kept
     return value
 
 

@@ -1,43 +1,10 @@
-"""The error codes of the contract, and the exceptions that carry them to the client."""
+"""Which GraphQL errors are the server's own failures, and how those are shown."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any, ClassVar
-
 from graphql import GraphQLError
 
-
-class ErrorCode(StrEnum):
-    BAD_USER_INPUT = "BAD_USER_INPUT"
-    AMBIGUOUS_ID = "AMBIGUOUS_ID"
-    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    INTERNAL = "INTERNAL"
-
-
-class ApiError(Exception):
-    """An error meant for the client: its message and extensions are shown as they are.
-
-    graphql-core copies ``extensions`` of the original exception onto the
-    GraphQL error, so raising one of these from a resolver is enough.
-    """
-
-    code: ClassVar[ErrorCode]
-
-    def __init__(self, message: str, **extensions: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extensions: dict[str, Any] = {"code": self.code.value, **extensions}
-
-
-class BadUserInput(ApiError):
-    code = ErrorCode.BAD_USER_INPUT
-
-
-class AmbiguousId(ApiError):
-    code = ErrorCode.AMBIGUOUS_ID
-
+from sessiongraph.errors import ApiError
 
 INTERNAL_MESSAGE = "Internal server error"
 

@@ -9,7 +9,7 @@ from typing import Any, NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from sessiongraph.graphql.errors import BadUserInput
+from sessiongraph.errors import BadUserInput
 
 
 def serialize_datetime(value: datetime) -> str:
@@ -55,6 +55,16 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def serialize_json(value: Any) -> Any:
+    """Objects with their keys sorted: PostgreSQL's JSONB keeps no key order, so
+    sorting is what makes every database give the same answer."""
+    if isinstance(value, dict):
+        return {key: serialize_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [serialize_json(item) for item in value]
+    return value
+
+
 #: Any JSON value; annotate fields with it and the schema maps it to the JSON scalar.
 JSON = NewType("JSON", object)
 
@@ -76,8 +86,8 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
     ),
     JSON: strawberry.scalar(
         name="JSON",
-        description="Any JSON value, as stored.",
-        serialize=_identity,
+        description="Any JSON value, as stored (object keys in sorted order).",
+        serialize=serialize_json,
         parse_value=_identity,
     ),
 }

@@ -15,9 +15,10 @@ from strawberry.types import ExecutionContext
 
 from sessiongraph.db import queries
 from sessiongraph.db.queries import Keyset, SessionFilter, SessionOrdering
+from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
-from sessiongraph.graphql.errors import AmbiguousId, BadUserInput, is_unexpected
+from sessiongraph.graphql.errors import is_unexpected
 from sessiongraph.graphql.scalars import SCALAR_MAP
 from sessiongraph.graphql.types import (
     PageInfo,

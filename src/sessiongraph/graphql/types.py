@@ -15,9 +15,9 @@ from strawberry import UNSET
 from sessiongraph import display
 from sessiongraph.db import queries
 from sessiongraph.db.queries import Keyset, OperationFilter, SessionFilter
+from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
-from sessiongraph.graphql.errors import BadUserInput
 from sessiongraph.graphql.loaders import OperationPageKey
 from sessiongraph.graphql.scalars import JSON, parse_decimal
 from sessiongraph.graphql.selection import operation_columns

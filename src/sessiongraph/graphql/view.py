@@ -12,8 +12,9 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.context import Context
-from sessiongraph.graphql.errors import INTERNAL_MESSAGE, ErrorCode, is_unexpected
+from sessiongraph.graphql.errors import INTERNAL_MESSAGE, is_unexpected
 
 
 class GraphQLView(GraphQL[Context, None]):

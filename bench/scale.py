@@ -1,0 +1,1020 @@
+"""Does query time stay flat as the data grows? The PostgreSQL scale benchmark.
+
+    .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--repeats 30]
+                                    [--bff-repeats 10] [--quick] [--keep] [--seed 1]
+
+Starts one throwaway PostgreSQL server from the installed binaries (or uses
+``SESSIONGRAPH_TEST_POSTGRES_URL``), and for each size:
+
+1. creates a fresh database, migrates it (``migrate.upgrade``) and fills it with
+   COPY: secondary indexes and constraints are dropped before the load and
+   rebuilt after it, then VACUUM ANALYZE. ~20 operations per session up to
+   100k sessions, ~5 at 1M. Every dataset also holds the same 200 "bulk"
+   sessions (own workflow, 60-80 operations each, 5 of them with 520), so the
+   detail and BFF queries read the same amount of data at every size;
+2. times the standard GraphQL queries through the app in-process (httpx ASGI
+   transport, POST /graphql, no ``errors`` allowed): p50 and p95 over N runs
+   after a warm-up, recording the SQL each query sends;
+3. on the largest size, runs ``EXPLAIN (ANALYZE, BUFFERS)`` on every recorded
+   statement with its recorded parameters (and once more as a generic plan, the
+   kind a prepared statement switches to after five runs) and summarises which
+   scans the plans use.
+
+It ends with a table of p50/p95 per query and size and the ratio of each
+query's p50 at the largest size to the smallest; ratios above 1.5 are marked.
+Deep cursors are made with the app's own cursor codec (same secret) from a row
+picked in the middle of each order, so they sit half-way into the table at
+every size; one more cursor is reached by walking 100 pages with ``after``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import sqlalchemy as sa
+
+from sessiongraph.app import create_app
+from sessiongraph.config import Settings
+from sessiongraph.db import migrate
+from sessiongraph.db.engine import create_engine
+from sessiongraph.db.queries import Keyset
+from sessiongraph.graphql.cursors import CursorCodec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.postgres import throwaway_postgres
+
+# --- the server -------------------------------------------------------------
+
+#: For a 2-core, 24 GiB machine. Autovacuum is off: every load ends with an
+#: explicit VACUUM ANALYZE, and a background vacuum would only add noise.
+SERVER_SETTINGS = {
+    "shared_buffers": "512MB",
+    "work_mem": "32MB",
+    "maintenance_work_mem": "512MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "30min",
+    "effective_cache_size": "8GB",
+    "max_parallel_maintenance_workers": "2",
+    "autovacuum": "off",
+}
+
+CURSOR_SECRET = "scale-benchmark-cursor-secret"
+
+# --- the data -----------------------------------------------------------------
+
+ANCHOR = datetime(2026, 4, 18, 8, 0, tzinfo=UTC)
+ANCHOR_TS = ANCHOR.timestamp()
+SPREAD_SECONDS = 90 * 86400  # started_at is uniform over the 90 days before ANCHOR
+WINDOW_START = ANCHOR - timedelta(hours=24)
+
+WORKFLOWS = [
+    ("wf-triage", "Issue triage"),
+    ("wf-bugfix", "Bug fix"),
+    ("wf-feature", "Feature implementation"),
+    ("wf-review", "Code review"),
+    ("wf-docs", "Documentation refresh"),
+]
+BULK_WORKFLOW = ("wf-bulk-export", "Bulk export")
+#: Sessions of the bulk workflow in every dataset: 200 for the BFF query...
+BULK_SESSIONS = 200
+#: ...of which the first few have BIG_OPS operations, for the detail query.
+BIG_SESSIONS = 5
+BIG_OPS = 520
+
+#: Session status by weight (percent).
+STATUS_TABLE = [
+    status
+    for status, weight in (
+        ("completed", 70),
+        ("failed", 10),
+        ("running", 7),
+        ("cancelled", 6),
+        ("pending", 7),
+    )
+    for _ in range(weight)
+]
+#: Workflow of a regular session; 2 in 100 have none.
+WORKFLOW_TABLE: list[str | None] = [
+    wf for wf, weight in zip((w[0] for w in WORKFLOWS), (30, 25, 20, 15, 8), strict=True)
+    for _ in range(weight)
+] + [None, None]  # fmt: skip
+MODELS = ["claude-sonnet-4-6", "claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5", "gpt-5"]
+PROVIDERS = {"gpt-5": "openai"}
+PHASES = ["detect", "research_phase", "implement", "fix-bug", "review", "39574120-df6e-4043"]
+REPOS_JSON = [
+    '["acme/api"]',
+    '["acme/web"]',
+    '["acme/api", "acme/web"]',
+    '["acme/infra"]',
+    '["acme/mobile", "acme/api", "acme/shared"]',
+    "[]",
+]
+METADATA_JSON = [
+    "{}",
+    '{"trigger": "schedule"}',
+    '{"trigger": "webhook", "attempt": 2}',
+    '{"trigger": "manual", "user": "ops@example.com", "labels": ["urgent", "backend"]}',
+]
+ERRORS = ["Tool execution timed out", "Rate limited by provider", "Workspace setup failed"]
+TOOLS = ["Bash", "Read", "Edit", "Write", "Grep", "Glob", "Task", "WebFetch"]
+MISC_TYPES = [
+    "user_prompt_submitted",
+    "context_compacted",
+    "permission_requested",
+    "subagent_started",
+    "subagent_stopped",
+    "phase_started",
+    "phase_completed",
+    "security_decision",
+    "tool_blocked",
+]
+WORDS = [
+    "the", "agent", "reads", "files", "runs", "tests", "edits", "code", "and", "commits",
+    "changes", "while", "tracking", "tokens", "cost", "time", "for", "every", "step", "of",
+    "session", "including", "retries", "errors", "src/app/main.py", "{", "}", "=>", "42",
+]  # fmt: skip
+
+SESSION_COLUMNS = [
+    "id", "workflow_id", "execution_id", "phase_id", "milestone_id", "status",
+    "agent_provider", "agent_model", "repos", "workspace_path", "input_tokens",
+    "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens",
+    "total_cost_usd", "cost_by_model", "started_at", "completed_at", "duration_seconds",
+    "error_message", "metadata",
+]  # fmt: skip
+OPERATION_COLUMNS = [
+    "id", "operation_id", "session_id", "operation_type", "timestamp", "duration_seconds",
+    "success", "input_tokens", "output_tokens", "total_tokens", "tool_name", "tool_use_id",
+    "tool_input", "tool_output", "message_role", "message_content", "thinking_content", "git",
+]  # fmt: skip
+
+#: What the operations generator needs of a session: id, status, start, span, count.
+SessionPlan = tuple[str, str, float, float, int]
+Row = tuple[Any, ...]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _text(rng: random.Random, low: int, high: int) -> str:
+    size = rng.randint(low, high)
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < size:
+        words.append(rng.choice(WORDS))
+    return " ".join(words)[:size]
+
+
+@dataclass
+class Pools:
+    """Pre-made heavy payloads (a few hundred bytes each), picked at random per row."""
+
+    tool_inputs: list[str]
+    tool_outputs: list[str]
+    messages: list[str]
+    thinking: list[str]
+    gits: list[str]
+
+    @classmethod
+    def make(cls, rng: random.Random) -> Pools:
+        return cls(
+            tool_inputs=[
+                json.dumps({"command": _text(rng, 40, 300), "description": _text(rng, 20, 80)})
+                for _ in range(64)
+            ],
+            tool_outputs=[_text(rng, 100, 700) for _ in range(64)],
+            messages=[_text(rng, 100, 800) for _ in range(64)],
+            thinking=[_text(rng, 200, 900) for _ in range(64)],
+            gits=[
+                json.dumps(
+                    {
+                        "operation": "commit",
+                        "sha": f"{rng.getrandbits(160):040x}",
+                        "branch": rng.choice(["main", "fix/login", "feat/export"]),
+                        "repo": "acme/api",
+                        "message": _text(rng, 20, 70),
+                        "files_changed": rng.randint(1, 12),
+                        "insertions": rng.randint(1, 400),
+                        "deletions": rng.randint(0, 200),
+                    }
+                )
+                for _ in range(32)
+            ],
+        )
+
+
+class Progress:
+    def __init__(self, what: str, total: int) -> None:
+        self.what, self.total, self.done = what, total, 0
+        self.started = time.perf_counter()
+        self._next = max(total // 10, 1)
+
+    def tick(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= self._next:
+            self._next += max(self.total // 10, 1)
+            self.report()
+
+    def report(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        say(
+            f"    {self.what}: {self.done:>10,} / ~{self.total:,}"
+            f"  {self.done / max(elapsed, 1e-9):>9,.0f} rows/s  {elapsed:6.1f} s"
+        )
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+async def session_rows(
+    size: int, ops_range: tuple[int, int], rng: random.Random, plans: list[SessionPlan]
+) -> AsyncIterator[Row]:
+    """``size`` session rows; appends each one's plan for the operations generator."""
+    r, bits, fromts = rng.random, rng.getrandbits, datetime.fromtimestamp
+    low, high = ops_range
+    zero = Decimal(0)
+    progress = Progress("sessions", size)
+    for i in range(size):
+        sid = str(uuid.UUID(int=bits(128), version=4))
+        workflow: str | None
+        if i < BULK_SESSIONS:
+            workflow, status = BULK_WORKFLOW[0], "completed"
+            n_ops = BIG_OPS if i < BIG_SESSIONS else 60 + int(r() * 21)
+        else:
+            workflow = WORKFLOW_TABLE[int(r() * len(WORKFLOW_TABLE))]
+            status = STATUS_TABLE[int(r() * len(STATUS_TABLE))]
+            n_ops = 0 if status == "pending" else low + int(r() * (high - low + 1))
+        model = MODELS[int(r() * len(MODELS))]
+        if status == "pending":
+            started = completed = duration = None
+            tokens = (0, 0, 0, 0)
+            cost, cost_json = zero, "{}"
+            start_ts, span = ANCHOR_TS, 0.0
+        else:
+            start_ts = ANCHOR_TS - r() * SPREAD_SECONDS
+            started = fromts(start_ts, UTC)
+            if status == "running":
+                completed, duration, span = None, None, 600.0
+            else:
+                duration = round(5 + r() * r() * 7200, 1)  # 0.1 s steps: ties
+                completed, span = fromts(start_ts + duration, UTC), duration
+            # Token counts in steps of 100 and costs in 1/10000 dollars: many ties.
+            tokens = (
+                int(r() * r() * 4000) * 100,
+                int(r() * r() * 1000) * 100,
+                int(r() * 500) * 100,
+                int(r() * r() * 20000) * 100,
+            )
+            cost = Decimal(sum(tokens) // 250).scaleb(-4)
+            cost_json = f'{{"{model}": "{cost}"}}'
+        plans.append((sid, status, start_ts, span, n_ops))
+        yield (
+            sid,
+            workflow,
+            f"exec-{i:08d}",
+            PHASES[int(r() * len(PHASES))],
+            f"m-{int(r() * 40):02d}" if r() < 0.3 else None,
+            status,
+            PROVIDERS.get(model, "claude"),
+            model,
+            REPOS_JSON[int(r() * len(REPOS_JSON))],
+            f"/workspaces/{sid[:8]}",
+            *tokens,
+            sum(tokens),
+            cost,
+            cost_json,
+            started,
+            completed,
+            duration,
+            ERRORS[int(r() * len(ERRORS))] if status == "failed" else None,
+            METADATA_JSON[int(r() * len(METADATA_JSON))],
+        )
+        progress.tick()
+    progress.report()
+
+
+async def operation_rows(
+    plans: Sequence[SessionPlan], rng: random.Random, pools: Pools
+) -> AsyncIterator[Row]:
+    """Each planned session's operations, timestamps increasing within the session."""
+    r, fromts = rng.random, datetime.fromtimestamp
+    tin, tout, msgs, think, gits = (
+        pools.tool_inputs,
+        pools.tool_outputs,
+        pools.messages,
+        pools.thinking,
+        pools.gits,
+    )
+    op_id = 0
+    progress = Progress("operations", sum(p[4] for p in plans))
+    for sid, status, start_ts, span, n_ops in plans:
+        if n_ops == 0:
+            continue
+        step = span / (n_ops + 1)
+        t = start_ts
+        end_type = {"completed": "session_completed", "failed": "session_error"}.get(
+            status, "session_completed" if status == "cancelled" else ""
+        )
+        made = 0
+        while made < n_ops:
+            t += r() * 2 * step
+            op_id += 1
+            left = n_ops - made
+            ts = fromts(t, UTC)
+            if made == 0:
+                row: Row = (op_id, f"op-{op_id:010d}", sid, "session_started", ts,
+                            None, True, None, None, None, None, None, None, None, None, None,
+                            None, None)  # fmt: skip
+                yield row
+                made += 1
+                continue
+            if left == 1 and end_type:
+                yield (op_id, f"op-{op_id:010d}", sid, end_type, ts, None, status != "failed",
+                       None, None, None, None, None, None, None, None, None, None,
+                       None)  # fmt: skip
+                made += 1
+                continue
+            kind = r()
+            if kind < 0.6 and left >= 2:  # a tool call: started + completed/failed
+                tool = TOOLS[int(r() * len(TOOLS))]
+                use_id = f"toolu_{op_id:012x}"
+                yield (op_id, f"op-{op_id:010d}", sid, "tool_execution_started", ts, None,
+                       True, None, None, None, tool, use_id, tin[int(r() * 64)], None, None,
+                       None, None, None)  # fmt: skip
+                op_id += 1
+                t += r() * step
+                ok = r() > 0.04
+                yield (op_id, f"op-{op_id:010d}", sid,
+                       "tool_execution_completed" if ok else "tool_execution_failed",
+                       fromts(t, UTC), round(r() * r() * 30, 3), ok, None, None, None, tool,
+                       use_id, None, tout[int(r() * 64)] if r() < 0.7 else None, None, None,
+                       None, None)  # fmt: skip
+                made += 2
+            elif kind < 0.8 and left >= 2:  # a model round trip
+                yield (op_id, f"op-{op_id:010d}", sid, "message_request", ts, None, True,
+                       None, None, None, None, None, None, None, "user",
+                       msgs[int(r() * 64)] if r() < 0.3 else None, None, None)  # fmt: skip
+                op_id += 1
+                t += r() * step
+                inp, out = int(r() * 20000), int(r() * 4000)
+                yield (op_id, f"op-{op_id:010d}", sid, "message_response", fromts(t, UTC),
+                       round(r() * 40, 3), True, inp, out, inp + out, None, None, None, None,
+                       "assistant", msgs[int(r() * 64)], None, None)  # fmt: skip
+                made += 2
+            elif kind < 0.88:
+                yield (op_id, f"op-{op_id:010d}", sid, "thinking", ts, None, True, None, None,
+                       None, None, None, None, None, None, None, think[int(r() * 64)],
+                       None)  # fmt: skip
+                made += 1
+            elif kind < 0.93:
+                yield (op_id, f"op-{op_id:010d}", sid, "git_commit", ts, None, True, None,
+                       None, None, None, None, None, None, None, None, None,
+                       gits[int(r() * 32)])  # fmt: skip
+                made += 1
+            else:  # a lifecycle event; a few have lost their timestamp
+                yield (op_id, f"op-{op_id:010d}", sid, MISC_TYPES[int(r() * len(MISC_TYPES))],
+                       ts if r() > 0.02 else None, None, True, None, None, None, None, None,
+                       None, None, None, None, None, None)  # fmt: skip
+                made += 1
+        progress.tick(n_ops)
+    progress.report()
+
+
+# --- loading --------------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    sessions: int = 0
+    operations: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.timings.values())
+
+
+async def _secondary_ddl(conn: asyncpg.Connection) -> tuple[list[str], list[str], list[str]]:
+    """(drop statements, index/unique DDL, foreign-key DDL) of the loaded tables."""
+    drops: list[str] = []  # foreign keys first: they depend on the unique indexes
+    builds: list[str] = []
+    foreign: list[str] = []
+    constraints = await conn.fetch(
+        """SELECT c.conrelid::regclass::text AS tbl, c.conname, c.contype,
+                  pg_get_constraintdef(c.oid) AS def
+           FROM pg_constraint c
+           WHERE c.conrelid IN ('sessions'::regclass, 'operations'::regclass)
+             AND c.contype IN ('u', 'f')
+           ORDER BY c.contype DESC"""
+    )
+    for c in constraints:  # "f" before "u"
+        drops.append(f'ALTER TABLE {c["tbl"]} DROP CONSTRAINT "{c["conname"]}"')
+        ddl = f'ALTER TABLE {c["tbl"]} ADD CONSTRAINT "{c["conname"]}" {c["def"]}'
+        (foreign if c["contype"] == "f" else builds).append(ddl)
+    indexes = await conn.fetch(
+        """SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def
+           FROM pg_index i
+           WHERE i.indrelid IN ('sessions'::regclass, 'operations'::regclass)
+             AND NOT i.indisprimary
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+           ORDER BY 1"""
+    )
+    for i in indexes:
+        drops.append(f'DROP INDEX "{i["name"]}"')
+        builds.append(i["def"])
+    return drops, builds, foreign
+
+
+async def load(
+    conn: asyncpg.Connection, size: int, ops_range: tuple[int, int], seed: int
+) -> LoadReport:
+    report = LoadReport()
+    rng = random.Random(f"sessiongraph-scale-{seed}-{size}")
+    pools = Pools.make(rng)
+
+    async def timed(what: str, work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = await work()
+        report.timings[what] = time.perf_counter() - started
+        return result
+
+    drops, builds, foreign = await _secondary_ddl(conn)
+    for statement in drops:
+        await conn.execute(statement)
+    await conn.copy_records_to_table(
+        "workflows", records=[*WORKFLOWS, BULK_WORKFLOW], columns=["id", "name"]
+    )
+    plans: list[SessionPlan] = []
+    await timed(
+        "copy sessions",
+        lambda: conn.copy_records_to_table(
+            "sessions", records=session_rows(size, ops_range, rng, plans), columns=SESSION_COLUMNS
+        ),
+    )
+    await timed(
+        "copy operations",
+        lambda: conn.copy_records_to_table(
+            "operations", records=operation_rows(plans, rng, pools), columns=OPERATION_COLUMNS
+        ),
+    )
+    report.sessions = len(plans)
+    plans.clear()
+
+    async def build() -> None:
+        for ddl in builds:
+            started = time.perf_counter()
+            await conn.execute(ddl)
+            say(f"    {time.perf_counter() - started:6.1f} s  {ddl[:110]}")
+
+    async def add_foreign() -> None:
+        for ddl in foreign:
+            await conn.execute(ddl)
+
+    await timed("indexes + unique", build)
+    await timed("foreign key", add_foreign)
+    await conn.execute(
+        "SELECT setval(pg_get_serial_sequence('operations', 'id'),"
+        " (SELECT coalesce(max(id), 1) FROM operations))"
+    )
+    await timed(
+        "vacuum analyze", lambda: conn.execute("VACUUM (ANALYZE) workflows, sessions, operations")
+    )
+    report.operations = await conn.fetchval("SELECT count(*) FROM operations")
+    for table in ("sessions", "operations"):
+        report.sizes[table] = await conn.fetchval(
+            "SELECT pg_size_pretty(pg_table_size($1::regclass)) || ' + ' ||"
+            " pg_size_pretty(pg_indexes_size($1::regclass)) || ' idx'",
+            table,
+        )
+    return report
+
+
+# --- measuring ----------------------------------------------------------------
+
+
+class QueryFailed(RuntimeError):
+    pass
+
+
+class StatementRecorder:
+    """Keeps (statement, parameters) of what the app sends while ``active`` is a list."""
+
+    def __init__(self) -> None:
+        self.active: list[tuple[str, tuple[Any, ...]]] | None = None
+
+    def __call__(
+        self,
+        _conn: Any,
+        _cursor: Any,
+        statement: str,
+        parameters: Any,
+        _context: Any,
+        _executemany: bool,
+    ) -> None:
+        if self.active is not None:
+            self.active.append((statement, tuple(parameters or ())))
+
+
+async def graphql(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    body = response.json() if response.status_code == 200 else {}
+    if response.status_code != 200 or body.get("errors") or body.get("data") is None:
+        detail = body.get("errors") or response.text[:1000]
+        raise QueryFailed(f"{' '.join(query.split())[:100]} -> {detail}")
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+@dataclass
+class Case:
+    name: str
+    query: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    repeats: int | None = None  # None: --repeats
+    #: A figure to show next to the timings, computed from one response.
+    note: Callable[[dict[str, Any]], str] | None = None
+    grows_by_design: bool = False
+
+
+@dataclass
+class Measurement:
+    p50: float
+    p95: float
+    note: str
+    statements: list[tuple[str, tuple[Any, ...]]]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+async def measure(
+    client: httpx.AsyncClient, recorder: StatementRecorder, case: Case, repeats: int
+) -> Measurement:
+    recorder.active = []
+    data = await graphql(client, case.query, case.variables)  # warm-up, recorded
+    statements, recorder.active = recorder.active, None
+    await graphql(client, case.query, case.variables)
+    times: list[float] = []
+    for _ in range(case.repeats or repeats):
+        started = time.perf_counter()
+        await graphql(client, case.query, case.variables)
+        times.append((time.perf_counter() - started) * 1000)
+    return Measurement(
+        p50=statistics.median(times),
+        p95=percentile(times, 0.95),
+        note=case.note(data) if case.note else "",
+        statements=statements,
+    )
+
+
+SESSION_FIELDS = (
+    "id status workflowName totalCostDisplay totalTokensDisplay durationDisplay startedAt"
+)
+ORDER_FIELDS = ["STARTED_AT", "COMPLETED_AT", "TOTAL_COST_USD", "TOTAL_TOKENS", "DURATION_SECONDS"]
+LIGHT_OPERATION = "operationId operationType timestamp toolName success durationSeconds"
+
+DASHBOARD = """query($after: DateTime!, $before: DateTime!) {
+  sessions(first: 50, startedAfter: $after, startedBefore: $before,
+           statuses: [COMPLETED, FAILED]) { COUNT nodes { SESSION } }
+}""".replace("SESSION", SESSION_FIELDS)
+PAGE = """query($after: String, $order: SessionOrder) {
+  sessions(first: 50, after: $after, orderBy: $order) {
+    nodes { SESSION completedAt } pageInfo { endCursor hasNextPage }
+  }
+}""".replace("SESSION", SESSION_FIELDS)
+WALK = """query($after: String) {
+  sessions(first: 50, after: $after) { pageInfo { endCursor hasNextPage } }
+}"""
+DETAIL = """query($id: String!) {
+  session(id: $id) { id status operations(first: 500) { nodes { OPERATION } } }
+}""".replace("OPERATION", LIGHT_OPERATION)
+BFF = """query($workflow: String) {
+  sessions(first: 200, workflowId: $workflow) {
+    nodes { id workflowName operationCount operations(first: 50) { nodes { OPERATION } } }
+  }
+}""".replace("OPERATION", LIGHT_OPERATION)
+COUNT_ALL = "{ sessions(first: 50) { totalCount } }"
+
+
+def _count_nodes(data: dict[str, Any]) -> str:
+    return f"{len(data['sessions']['nodes'])} rows"
+
+
+def _total(data: dict[str, Any]) -> str:
+    return f"count={data['sessions']['totalCount']:,}"
+
+
+def _bff_note(data: dict[str, Any]) -> str:
+    nodes = data["sessions"]["nodes"]
+    return f"{len(nodes)} sess, {sum(len(n['operations']['nodes']) for n in nodes):,} ops"
+
+
+def _detail_note(data: dict[str, Any]) -> str:
+    return f"{len(data['session']['operations']['nodes'])} ops"
+
+
+async def deep_cursor(
+    conn: asyncpg.Connection, codec: CursorCodec, column: str, direction: str, *, nulls: bool
+) -> str:
+    """A cursor half-way through ``column``'s order (or through its NULL tail)."""
+    scope = f"sessions:{column.upper()}:{direction}"
+    if nulls:
+        n = await conn.fetchval(f"SELECT count(*) FROM sessions WHERE {column} IS NULL")
+        row = await conn.fetchrow(
+            f"SELECT NULL AS value, id FROM sessions WHERE {column} IS NULL"
+            f" ORDER BY id {direction} OFFSET $1 LIMIT 1",
+            n // 2,
+        )
+    else:
+        n = await conn.fetchval(f"SELECT count({column}) FROM sessions")
+        row = await conn.fetchrow(
+            f"SELECT {column} AS value, id FROM sessions WHERE {column} IS NOT NULL"
+            f" ORDER BY {column} {direction}, id {direction} OFFSET $1 LIMIT 1",
+            n // 2,
+        )
+    assert row is not None
+    return codec.encode(scope, Keyset(row["value"], row["id"]))
+
+
+async def build_cases(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, size: int, bff_repeats: int
+) -> list[Case]:
+    window = {"after": WINDOW_START.isoformat(), "before": ANCHOR.isoformat()}
+    cases = [
+        Case(
+            "dashboard +totalCount",
+            DASHBOARD.replace("COUNT", "totalCount"),
+            window,
+            note=_total,
+            grows_by_design=True,
+        ),
+        Case("dashboard", DASHBOARD.replace("COUNT", ""), window, note=_count_nodes),
+        Case("totalCount, no filter", COUNT_ALL, note=_total, grows_by_design=True),
+    ]
+    # The default order, reached by walking pages like a client would.
+    pages = min(100, size // 50 // 2)
+    cursor = None
+    for _ in range(pages):
+        cursor = (await graphql(client, WALK, {"after": cursor}))["sessions"]["pageInfo"][
+            "endCursor"
+        ]
+    cases.append(Case(f"page {pages + 1} (walked)", PAGE, {"after": cursor}, note=_count_nodes))
+    for column in ORDER_FIELDS:
+        for direction in ("DESC", "ASC"):
+            order = {"field": column, "direction": direction}
+            cases.append(Case(f"order {column} {direction}", PAGE, {"order": order}))
+    codec = CursorCodec(CURSOR_SECRET)
+    for column in ORDER_FIELDS:
+        for direction in ("DESC", "ASC"):
+            deep = await deep_cursor(conn, codec, column.lower(), direction, nulls=False)
+            order = {"field": column, "direction": direction}
+            cases.append(
+                Case(
+                    f"deep {column} {direction}",
+                    PAGE,
+                    {"order": order, "after": deep},
+                    note=_count_nodes,
+                )
+            )
+    deep = await deep_cursor(conn, codec, "completed_at", "DESC", nulls=True)
+    cases.append(
+        Case(
+            "deep COMPLETED_AT DESC, in NULLs",
+            PAGE,
+            {"order": {"field": "COMPLETED_AT", "direction": "DESC"}, "after": deep},
+            note=_count_nodes,
+        )
+    )
+    # Detail: a big session whose first 8 characters are unique.
+    big = await conn.fetch(
+        "SELECT s.id FROM sessions s WHERE s.workflow_id = $1"
+        " AND (SELECT count(*) FROM operations o WHERE o.session_id = s.id) = $2 ORDER BY s.id",
+        BULK_WORKFLOW[0],
+        BIG_OPS,
+    )
+    for row in big:
+        prefix = row["id"][:8]
+        try:
+            data = await graphql(client, DETAIL, {"id": prefix})
+        except QueryFailed:  # ambiguous prefix: try the next one
+            continue
+        if data["session"] and data["session"]["id"] == row["id"]:
+            cases.append(
+                Case("detail by prefix, 500 ops", DETAIL, {"id": prefix}, note=_detail_note)
+            )
+            break
+    else:
+        raise QueryFailed("no big session with a unique 8-character prefix")
+    cases.append(Case("BFF 200 newest x 50 ops", BFF, {}, repeats=bff_repeats, note=_bff_note))
+    cases.append(
+        Case(
+            "BFF 200 bulk x 50 ops",
+            BFF,
+            {"workflow": BULK_WORKFLOW[0]},
+            repeats=bff_repeats,
+            note=_bff_note,
+        )
+    )
+    return cases
+
+
+# --- EXPLAIN --------------------------------------------------------------------
+
+SCAN = re.compile(
+    r"(Parallel )?(Seq Scan|Index Only Scan|Index Scan|Bitmap Index Scan|Bitmap Heap Scan)"
+    r"( Backward)?(?: using (\S+))? on (\S+)"
+)
+EXEC_TIME = re.compile(r"Execution Time: ([\d.]+) ms")
+
+
+def scans(plan: Sequence[str]) -> Counter[str]:
+    found: Counter[str] = Counter()
+    for line in plan:
+        m = SCAN.search(line)
+        if m:
+            kind = f"{m[1] or ''}{m[2]}{m[3] or ''}"
+            found[f"{kind} {'using ' + m[4] + ' ' if m[4] else ''}on {m[5]}"] += 1
+    return found
+
+
+def verdict(found: Counter[str]) -> str:
+    seq = [k for k in found if "Seq Scan" in k and not k.endswith(" on workflows")]
+    if seq:
+        return "SEQ SCAN: " + ", ".join(seq)
+    if any("Seq Scan" in k for k in found):
+        return "index (+ seq scan of the 6-row workflows table)"
+    return "index"
+
+
+def _literal(value: Any) -> str:
+    """``value`` as an untyped SQL literal (the prepared statement's casts type it)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    if isinstance(value, list | tuple):
+        value = "{" + ",".join(json.dumps(str(v)) for v in value) + "}"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def explain(
+    conn: asyncpg.Connection, statement: str, params: tuple[Any, ...], *, generic: bool
+) -> list[str]:
+    if not generic:
+        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *params)
+        return [r[0] for r in rows]
+    # The plan a prepared statement settles on after five runs, if it is cheaper.
+    await conn.execute(f"PREPARE bench_generic AS {statement}")
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        args = ", ".join(_literal(p) for p in params)
+        rows = await conn.fetch(
+            f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_generic{f'({args})' if args else ''}"
+        )
+        return [r[0] for r in rows]
+    finally:
+        await conn.execute("RESET plan_cache_mode")
+        await conn.execute("DEALLOCATE bench_generic")
+
+
+def _short_sql(statement: str, limit: int = 600) -> str:
+    text = " ".join(statement.split())
+    return text if len(text) <= limit else text[:limit] + f" ... [{len(text):,} chars]"
+
+
+async def explain_all(
+    conn: asyncpg.Connection, results: dict[str, Measurement], plan_lines: int
+) -> list[str]:
+    """Prints the EXPLAIN evidence; returns one summary line per (query, statement)."""
+    summary: list[str] = []
+    seen: dict[str, str] = {}
+    say("\n=== EXPLAIN (ANALYZE, BUFFERS) on the largest dataset ===")
+    for name, m in results.items():
+        say(f"\n## {name}  ({len(m.statements)} statement(s))")
+        for k, (statement, params) in enumerate(m.statements, 1):
+            plan = await explain(conn, statement, params, generic=False)
+            found = scans(plan)
+            exec_ms = next((float(x[1]) for x in map(EXEC_TIME.search, plan) if x), float("nan"))
+            try:
+                generic = await explain(conn, statement, params, generic=True)
+                gfound = scans(generic)
+                gms = next((float(x[1]) for x in map(EXEC_TIME.search, generic) if x), float("nan"))
+                gtext = (
+                    f"generic plan: same scans, {gms:.2f} ms"
+                    if set(gfound) == set(found)
+                    else f"generic plan DIFFERS ({gms:.2f} ms): {verdict(gfound)}; "
+                    + "; ".join(f"{k2} x{v}" for k2, v in gfound.items())
+                )
+            except asyncpg.PostgresError as error:
+                gtext = f"generic plan: n/a ({type(error).__name__}: {error})"
+            line = f"{name} [{k}]: {verdict(found)}; exec {exec_ms:.2f} ms; " + "; ".join(
+                f"{kind} x{n}" for kind, n in found.items()
+            )
+            summary.append(line)
+            say(f"  [{k}] SQL: {_short_sql(statement)}")
+            if statement in seen:
+                say(f"      (same SQL as {seen[statement]}; parameters differ)")
+            seen.setdefault(statement, f"{name} [{k}]")
+            say(f"      -> {verdict(found)}; execution {exec_ms:.2f} ms")
+            for kind, n in found.items():
+                say(f"         {kind} x{n}")
+            say(f"      -> {gtext}")
+            for text in plan[:plan_lines]:
+                say(f"      | {text[:150]}")
+            if len(plan) > plan_lines:
+                say(f"      | ... {len(plan) - plan_lines} more plan lines")
+    return summary
+
+
+# --- the run ------------------------------------------------------------------
+
+
+@dataclass
+class SizeResult:
+    size: int
+    load: LoadReport
+    results: dict[str, Measurement]
+    flat_cases: dict[str, bool]
+
+
+def _db_url(server_url: str, database: str) -> str:
+    return server_url.rsplit("/", 1)[0] + "/" + database
+
+
+def _raw(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def run_size(
+    server_url: str, size: int, args: argparse.Namespace, *, largest: bool
+) -> tuple[SizeResult, list[str]]:
+    database = f"bench_{size}"
+    admin = await asyncpg.connect(_raw(server_url))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {database}")
+    finally:
+        await admin.close()
+    url = _db_url(server_url, database)
+    engine = create_engine(Settings(database_url=url))
+    await migrate.upgrade(engine)
+    await engine.dispose()
+
+    ops_range = (2, 8) if size >= 1_000_000 else (10, 30)
+    say(f"\n=== {size:,} sessions (~{sum(ops_range) // 2} operations each) ===")
+    conn = await asyncpg.connect(_raw(url))
+    summary: list[str] = []
+    try:
+        load_report = await load(conn, size, ops_range, args.seed)
+        say(
+            f"  loaded {load_report.sessions:,} sessions and {load_report.operations:,}"
+            f" operations in {load_report.total:.1f} s: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in load_report.timings.items())
+        )
+        say("  on disk: " + "; ".join(f"{k} {v}" for k, v in load_report.sizes.items()))
+
+        app = create_app(Settings(database_url=url, cursor_secret=CURSOR_SECRET, graphiql=False))
+        recorder = StatementRecorder()
+        sa.event.listen(app.state.engine.sync_engine, "before_cursor_execute", recorder)
+        results: dict[str, Measurement] = {}
+        flat: dict[str, bool] = {}
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120
+            ) as client,
+        ):
+            cases = await build_cases(client, conn, size, args.bff_repeats)
+            for case in cases:
+                m = await measure(client, recorder, case, args.repeats)
+                results[case.name] = m
+                flat[case.name] = not case.grows_by_design
+                say(
+                    f"  {case.name:<34} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
+                    f"  {len(m.statements)} SQL  {m.note}"
+                )
+        if largest:
+            summary = await explain_all(conn, results, args.plan_lines)
+    finally:
+        await conn.close()
+    if not args.keep:
+        admin = await asyncpg.connect(_raw(server_url))
+        try:
+            await admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+        finally:
+            await admin.close()
+    return SizeResult(size, load_report, results, flat), summary
+
+
+def print_table(runs: list[SizeResult]) -> None:
+    first, last = runs[0], runs[-1]
+    names = list(first.results)
+    width = max(len(n) for n in names) + 2
+    header = f"{'query (p50 / p95 ms)':<{width}}" + "".join(f"{f'{r.size:,}':>21}" for r in runs)
+    header += f"   {'ratio':>7}  ({last.size:,} vs {first.size:,}, p50)"
+    say("\n=== Results ===")
+    say(header)
+    say("-" * len(header))
+    for name in names:
+        line = f"{name:<{width}}"
+        for r in runs:
+            m = r.results.get(name)
+            line += f"{f'{m.p50:.2f} / {m.p95:.2f}' if m else 'n/a':>21}"
+        if name in last.results and name in first.results:
+            ratio = last.results[name].p50 / first.results[name].p50
+            mark = ""
+            if ratio > 1.5:
+                mark = (
+                    "  > 1.5 (COUNT grows by design)"
+                    if not first.flat_cases[name]
+                    else "  > 1.5 !!"
+                )
+            line += f"   {ratio:7.2f}{mark}"
+        say(line)
+    say("\nPer-size figures (from one response):")
+    for name in names:
+        notes = [r.results[name].note for r in runs if name in r.results]
+        if any(notes):
+            say(f"  {name:<{width}}" + " | ".join(notes))
+
+
+async def run(server_url: str, args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    runs: list[SizeResult] = []
+    summary: list[str] = []
+    for i, size in enumerate(args.sizes):
+        result, found = await run_size(server_url, size, args, largest=i == len(args.sizes) - 1)
+        runs.append(result)
+        summary += found
+    print_table(runs)
+    say("\nData generation + load (COPY, index builds, VACUUM ANALYZE):")
+    for r in runs:
+        say(
+            f"  {r.size:>10,} sessions {r.load.operations:>11,} operations:"
+            f" {r.load.total:6.1f} s  ("
+            + ", ".join(f"{k} {v:.1f} s" for k, v in r.load.timings.items())
+            + ")"
+        )
+    say(f"\nEXPLAIN summary ({args.sizes[-1]:,} sessions):")
+    for line in summary:
+        say(f"  {line}")
+    say(f"\nTotal run time: {time.perf_counter() - started:.0f} s")
+    if args.keep and sys.stdin.isatty():
+        say(
+            f"\nDatabases kept at {_raw(server_url)} (bench_<size>)."
+            " Press Enter to stop the server."
+        )
+        await asyncio.to_thread(sys.stdin.readline)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default="10000,100000,1000000",
+        help="comma-separated session counts (default 10000,100000,1000000)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: --sizes 2000,20000")
+    parser.add_argument("--repeats", type=int, default=30, help="timed runs per query")
+    parser.add_argument("--bff-repeats", type=int, default=10, help="timed runs of the BFF queries")
+    parser.add_argument("--plan-lines", type=int, default=12, help="plan lines shown per statement")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep each size's database")
+    args = parser.parse_args()
+    args.sizes = [2000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    if any(s <= BULK_SESSIONS for s in args.sizes):
+        parser.error(f"every size must be above {BULK_SESSIONS}")
+    if os.environ.get("SESSIONGRAPH_TEST_POSTGRES_URL"):
+        say("Using SESSIONGRAPH_TEST_POSTGRES_URL; the benchmark server settings are not applied.")
+    with throwaway_postgres(settings=SERVER_SETTINGS) as url:
+        asyncio.run(run(url, args))
+
+
+if __name__ == "__main__":
+    main()

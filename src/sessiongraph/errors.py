@@ -1,0 +1,43 @@
+"""The error codes of the contract, and the exceptions that carry them to the client."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    AMBIGUOUS_ID = "AMBIGUOUS_ID"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    INTERNAL = "INTERNAL"
+
+
+class ApiError(Exception):
+    """An error meant for the client: its message and extensions are shown as they are.
+
+    graphql-core copies ``extensions`` of the original exception onto the
+    GraphQL error, so raising one of these from a resolver is enough.
+    """
+
+    code: ClassVar[ErrorCode]
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions: dict[str, Any] = {"code": self.code.value, **extensions}
+
+
+class BadUserInput(ApiError):
+    code = ErrorCode.BAD_USER_INPUT
+
+
+class AmbiguousId(ApiError):
+    code = ErrorCode.AMBIGUOUS_ID
+
+
+class QueryTimeout(ApiError):
+    """The database cancelled a statement that ran past the statement timeout."""
+
+    code = ErrorCode.QUERY_TOO_COMPLEX
