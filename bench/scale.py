@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -564,6 +565,9 @@ class Measurement:
     p95: float
     note: str
     statements: list[tuple[str, tuple[Any, ...]]]
+    #: The same statements run directly on asyncpg (prepared, like the app's): p50, p95.
+    sql_p50: float = math.nan
+    sql_p95: float = math.nan
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -574,6 +578,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 async def measure(
     client: httpx.AsyncClient, recorder: StatementRecorder, case: Case, repeats: int
 ) -> Measurement:
+    gc.collect()
     recorder.active = []
     data = await graphql(client, case.query, case.variables)  # warm-up, recorded
     statements, recorder.active = recorder.active, None
@@ -637,6 +642,23 @@ def _detail_note(data: dict[str, Any]) -> str:
     return f"{len(data['session']['operations']['nodes'])} ops"
 
 
+async def time_sql(conn: asyncpg.Connection, m: Measurement, repeats: int) -> None:
+    """Runs ``m``'s statements straight on asyncpg, one after the other, ``repeats`` times.
+
+    Prepared statements, as the app's driver uses them, so after five runs the
+    server may switch to a generic plan exactly as it would for the app.
+    """
+    prepared = [(await conn.prepare(sql), params) for sql, params in m.statements]
+    times: list[float] = []
+    for k in range(repeats + 1):
+        started = time.perf_counter()
+        for statement, params in prepared:
+            await statement.fetch(*params)
+        if k:  # the first run is a warm-up
+            times.append((time.perf_counter() - started) * 1000)
+    m.sql_p50, m.sql_p95 = statistics.median(times), percentile(times, 0.95)
+
+
 async def deep_cursor(
     conn: asyncpg.Connection, codec: CursorCodec, column: str, direction: str, *, nulls: bool
 ) -> str:
@@ -682,7 +704,14 @@ async def build_cases(
         cursor = (await graphql(client, WALK, {"after": cursor}))["sessions"]["pageInfo"][
             "endCursor"
         ]
-    cases.append(Case(f"page {pages + 1} (walked)", PAGE, {"after": cursor}, note=_count_nodes))
+    cases.append(
+        Case(
+            "deep page (walked ~100 pages)",
+            PAGE,
+            {"after": cursor},
+            note=lambda data: f"page {pages + 1}, {_count_nodes(data)}",
+        )
+    )
     for column in ORDER_FIELDS:
         for direction in ("DESC", "ASC"):
             order = {"field": column, "direction": direction}
@@ -913,11 +942,12 @@ async def run_size(
             cases = await build_cases(client, conn, size, args.bff_repeats)
             for case in cases:
                 m = await measure(client, recorder, case, args.repeats)
+                await time_sql(conn, m, case.repeats or args.repeats)
                 results[case.name] = m
                 flat[case.name] = not case.grows_by_design
                 say(
                     f"  {case.name:<34} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
-                    f"  {len(m.statements)} SQL  {m.note}"
+                    f"  | SQL only p50 {m.sql_p50:7.2f} ms ({len(m.statements)} stmt)  {m.note}"
                 )
         if largest:
             summary = await explain_all(conn, results, args.plan_lines)
@@ -932,32 +962,37 @@ async def run_size(
     return SizeResult(size, load_report, results, flat), summary
 
 
-def print_table(runs: list[SizeResult]) -> None:
+def print_table(
+    runs: list[SizeResult], title: str, pick: Callable[[Measurement], tuple[float, float]]
+) -> None:
     first, last = runs[0], runs[-1]
     names = list(first.results)
     width = max(len(n) for n in names) + 2
     header = f"{'query (p50 / p95 ms)':<{width}}" + "".join(f"{f'{r.size:,}':>21}" for r in runs)
     header += f"   {'ratio':>7}  ({last.size:,} vs {first.size:,}, p50)"
-    say("\n=== Results ===")
+    say(f"\n=== {title} ===")
     say(header)
     say("-" * len(header))
     for name in names:
         line = f"{name:<{width}}"
         for r in runs:
             m = r.results.get(name)
-            line += f"{f'{m.p50:.2f} / {m.p95:.2f}' if m else 'n/a':>21}"
+            line += f"{f'{pick(m)[0]:.2f} / {pick(m)[1]:.2f}' if m else 'n/a':>21}"
         if name in last.results and name in first.results:
-            ratio = last.results[name].p50 / first.results[name].p50
+            ratio = pick(last.results[name])[0] / pick(first.results[name])[0]
             mark = ""
             if ratio > 1.5:
                 mark = (
-                    "  > 1.5 (COUNT grows by design)"
-                    if not first.flat_cases[name]
-                    else "  > 1.5 !!"
+                    "  > 1.5 !!" if first.flat_cases[name] else "  > 1.5 (a COUNT: grows by design)"
                 )
             line += f"   {ratio:7.2f}{mark}"
         say(line)
-    say("\nPer-size figures (from one response):")
+
+
+def print_notes(runs: list[SizeResult]) -> None:
+    names = list(runs[0].results)
+    width = max(len(n) for n in names) + 2
+    say("\nPer-size figures (from one response), sizes in order:")
     for name in names:
         notes = [r.results[name].note for r in runs if name in r.results]
         if any(notes):
@@ -972,7 +1007,13 @@ async def run(server_url: str, args: argparse.Namespace) -> None:
         result, found = await run_size(server_url, size, args, largest=i == len(args.sizes) - 1)
         runs.append(result)
         summary += found
-    print_table(runs)
+    print_table(runs, "Through the app: GraphQL over ASGI, end to end", lambda m: (m.p50, m.p95))
+    print_table(
+        runs,
+        "SQL only: the same statements on asyncpg, summed per query",
+        lambda m: (m.sql_p50, m.sql_p95),
+    )
+    print_notes(runs)
     say("\nData generation + load (COPY, index builds, VACUUM ANALYZE):")
     for r in runs:
         say(
