@@ -37,6 +37,7 @@ import math
 import os
 import random
 import re
+import signal
 import statistics
 import sys
 import time
@@ -565,9 +566,17 @@ class Measurement:
     p95: float
     note: str
     statements: list[tuple[str, tuple[Any, ...]]]
+    repeats: int
     #: The same statements run directly on asyncpg (prepared, like the app's): p50, p95.
     sql_p50: float = math.nan
     sql_p95: float = math.nan
+    #: Shared buffers the statements touched (EXPLAIN ANALYZE, summed): the work done.
+    buffers: float = math.nan
+
+
+#: A query slower than this (one run) is repeated only SLOW_REPEATS times.
+SLOW_SECONDS = 0.3
+SLOW_REPEATS = 10
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -582,9 +591,13 @@ async def measure(
     recorder.active = []
     data = await graphql(client, case.query, case.variables)  # warm-up, recorded
     statements, recorder.active = recorder.active, None
+    started = time.perf_counter()
     await graphql(client, case.query, case.variables)
+    repeats = case.repeats or repeats
+    if time.perf_counter() - started > SLOW_SECONDS:  # keep the whole run short
+        repeats = min(repeats, SLOW_REPEATS)
     times: list[float] = []
-    for _ in range(case.repeats or repeats):
+    for _ in range(repeats):
         started = time.perf_counter()
         await graphql(client, case.query, case.variables)
         times.append((time.perf_counter() - started) * 1000)
@@ -593,6 +606,7 @@ async def measure(
         p95=percentile(times, 0.95),
         note=case.note(data) if case.note else "",
         statements=statements,
+        repeats=repeats,
     )
 
 
@@ -608,6 +622,11 @@ DASHBOARD = """query($after: DateTime!, $before: DateTime!) {
 }""".replace("SESSION", SESSION_FIELDS)
 PAGE = """query($after: String, $order: SessionOrder) {
   sessions(first: 50, after: $after, orderBy: $order) {
+    nodes { SESSION completedAt } pageInfo { endCursor hasNextPage }
+  }
+}""".replace("SESSION", SESSION_FIELDS)
+FILTERED = """query($workflow: String, $statuses: [SessionStatus!], $order: SessionOrder) {
+  sessions(first: 50, workflowId: $workflow, statuses: $statuses, orderBy: $order) {
     nodes { SESSION completedAt } pageInfo { endCursor hasNextPage }
   }
 }""".replace("SESSION", SESSION_FIELDS)
@@ -642,21 +661,38 @@ def _detail_note(data: dict[str, Any]) -> str:
     return f"{len(data['session']['operations']['nodes'])} ops"
 
 
-async def time_sql(conn: asyncpg.Connection, m: Measurement, repeats: int) -> None:
-    """Runs ``m``'s statements straight on asyncpg, one after the other, ``repeats`` times.
+async def time_sql(conn: asyncpg.Connection, m: Measurement) -> None:
+    """Runs ``m``'s statements straight on asyncpg, one after another, as often as the app ran.
 
     Prepared statements, as the app's driver uses them, so after five runs the
     server may switch to a generic plan exactly as it would for the app.
     """
     prepared = [(await conn.prepare(sql), params) for sql, params in m.statements]
     times: list[float] = []
-    for k in range(repeats + 1):
+    for k in range(m.repeats + 1):
         started = time.perf_counter()
         for statement, params in prepared:
             await statement.fetch(*params)
         if k:  # the first run is a warm-up
             times.append((time.perf_counter() - started) * 1000)
     m.sql_p50, m.sql_p95 = statistics.median(times), percentile(times, 0.95)
+    m.buffers = 0
+    for sql, params in m.statements:
+        m.buffers += top_buffers(await explain(conn, sql, params, generic=False))
+
+
+BUFFERS = re.compile(r"Buffers: shared(?: hit=(\d+))?(?: read=(\d+))?")
+
+
+def top_buffers(plan: Sequence[str]) -> int:
+    """Buffers of the plan's top node, which include its children's."""
+    for line in plan:
+        if line.startswith("Planning"):
+            break
+        m = BUFFERS.search(line)
+        if m:
+            return int(m[1] or 0) + int(m[2] or 0)
+    return 0
 
 
 async def deep_cursor(
@@ -696,6 +732,21 @@ async def build_cases(
         ),
         Case("dashboard", DASHBOARD.replace("COUNT", ""), window, note=_count_nodes),
         Case("totalCount, no filter", COUNT_ALL, note=_total, grows_by_design=True),
+        # The other REST filters, without a time window.
+        Case("workflowId (8% of rows)", FILTERED, {"workflow": "wf-docs"}, note=_count_nodes),
+        Case("statuses [FAILED]", FILTERED, {"statuses": ["FAILED"]}, note=_count_nodes),
+        Case(
+            "statuses [FAILED, CANCELLED]",
+            FILTERED,
+            {"statuses": ["FAILED", "CANCELLED"]},
+            note=_count_nodes,
+        ),
+        Case(
+            "statuses [FAILED], COMPLETED_AT DESC",
+            FILTERED,
+            {"statuses": ["FAILED"], "order": {"field": "COMPLETED_AT", "direction": "DESC"}},
+            note=_count_nodes,
+        ),
     ]
     # The default order, reached by walking pages like a client would.
     pages = min(100, size // 50 // 2)
@@ -778,6 +829,7 @@ SCAN = re.compile(
     r"( Backward)?(?: using (\S+))? on (\S+)"
 )
 EXEC_TIME = re.compile(r"Execution Time: ([\d.]+) ms")
+TOP_COST = re.compile(r"cost=[\d.]+\.\.([\d.]+)")
 
 
 def scans(plan: Sequence[str]) -> Counter[str]:
@@ -790,10 +842,24 @@ def scans(plan: Sequence[str]) -> Counter[str]:
     return found
 
 
-def verdict(found: Counter[str]) -> str:
+#: An index scan whose Filter throws away this many rows is walking the table.
+DISCARD_LIMIT = 5000
+DISCARDED = re.compile(r"Rows Removed by Filter: (\d+)")
+
+
+def discarded(plan: Sequence[str]) -> int:
+    """The most rows one plan node read and threw away (its Filter)."""
+    return max((int(m[1]) for m in map(DISCARDED.search, plan) if m), default=0)
+
+
+def verdict(plan: Sequence[str]) -> str:
+    found = scans(plan)
     seq = [k for k in found if "Seq Scan" in k and not k.endswith(" on workflows")]
     if seq:
         return "SEQ SCAN: " + ", ".join(seq)
+    thrown = discarded(plan)
+    if thrown >= DISCARD_LIMIT:
+        return f"INDEX SCAN + FILTER DISCARDING {thrown:,} ROWS"
     if any("Seq Scan" in k for k in found):
         return "index (+ seq scan of the 6-row workflows table)"
     return "index"
@@ -832,52 +898,102 @@ async def explain(
         await conn.execute("DEALLOCATE bench_generic")
 
 
-def _short_sql(statement: str, limit: int = 600) -> str:
+_COLUMN_LIST = re.compile(r"SELECT ((?:(?!SELECT |FROM ).)+?) FROM ")
+_IN_LIST = re.compile(r"\(\$\d+::VARCHAR(?:, \$\d+::VARCHAR)+\)")
+
+
+def _short_sql(statement: str, limit: int = 900) -> str:
+    """The statement on one line, long column lists and IN lists shortened."""
     text = " ".join(statement.split())
+    text = _COLUMN_LIST.sub(
+        lambda m: m[0] if len(m[1]) < 80 else f"SELECT <{m[1].count(',') + 1} columns> FROM ",
+        text,
+    )
+    text = _IN_LIST.sub(lambda m: f"(<{m[0].count('$')} parameters>)", text)
     return text if len(text) <= limit else text[:limit] + f" ... [{len(text):,} chars]"
+
+
+def _top_cost(plan: Sequence[str]) -> float:
+    m = TOP_COST.search(plan[0]) if plan else None
+    return float(m[1]) if m else math.nan
+
+
+def _exec_ms(plan: Sequence[str]) -> float:
+    return next((float(x[1]) for x in map(EXEC_TIME.search, plan) if x), math.nan)
+
+
+def _compact(found: Counter[str]) -> str:
+    return ", ".join(
+        f"{kind}{f' x{n}' if n > 1 else ''}".replace(" on sessions", "").replace(
+            " on operations", " (operations)"
+        )
+        for kind, n in found.items()
+    )
 
 
 async def explain_all(
     conn: asyncpg.Connection, results: dict[str, Measurement], plan_lines: int
 ) -> list[str]:
-    """Prints the EXPLAIN evidence; returns one summary line per (query, statement)."""
+    """Prints the EXPLAIN evidence; returns one summary line per query."""
     summary: list[str] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, set[str]]] = {}
     say("\n=== EXPLAIN (ANALYZE, BUFFERS) on the largest dataset ===")
     for name, m in results.items():
         say(f"\n## {name}  ({len(m.statements)} statement(s))")
+        parts: list[str] = []
         for k, (statement, params) in enumerate(m.statements, 1):
             plan = await explain(conn, statement, params, generic=False)
             found = scans(plan)
-            exec_ms = next((float(x[1]) for x in map(EXEC_TIME.search, plan) if x), float("nan"))
+            exec_ms = _exec_ms(plan)
             try:
                 generic = await explain(conn, statement, params, generic=True)
                 gfound = scans(generic)
-                gms = next((float(x[1]) for x in map(EXEC_TIME.search, generic) if x), float("nan"))
+                same = set(gfound) == set(found)
+                custom_cost, generic_cost = _top_cost(plan), _top_cost(generic)
+                # The plan cache switches to the generic plan after five runs only
+                # when its estimate is no worse than the custom plans' average.
+                unused = generic_cost > custom_cost
                 gtext = (
-                    f"generic plan: same scans, {gms:.2f} ms"
-                    if set(gfound) == set(found)
-                    else f"generic plan DIFFERS ({gms:.2f} ms): {verdict(gfound)}; "
-                    + "; ".join(f"{k2} x{v}" for k2, v in gfound.items())
+                    f"generic plan: same scans, {_exec_ms(generic):.2f} ms"
+                    if same
+                    else f"generic plan DIFFERS ({_exec_ms(generic):.2f} ms): {_compact(gfound)};"
+                    f" est. cost {generic_cost:.0f} vs custom {custom_cost:.0f}: "
+                    + (
+                        "the plan cache keeps custom plans"
+                        if unused
+                        else "the plan cache MAY SWITCH to it after 5 runs"
+                    )
                 )
+                same = same or unused
             except asyncpg.PostgresError as error:
-                gtext = f"generic plan: n/a ({type(error).__name__}: {error})"
-            line = f"{name} [{k}]: {verdict(found)}; exec {exec_ms:.2f} ms; " + "; ".join(
-                f"{kind} x{n}" for kind, n in found.items()
+                same, gtext = True, f"generic plan: n/a ({type(error).__name__}: {error})"
+            is_workflows = set(found) == {"Seq Scan on workflows"}
+            parts.append(
+                f"[{k}] workflows lookup {exec_ms:.2f} ms"
+                if is_workflows
+                else f"[{k}] {verdict(plan)} {exec_ms:.2f} ms: {_compact(found)}"
+                + ("" if same else " (MAY SWITCH TO A DIFFERENT GENERIC PLAN)")
             )
-            summary.append(line)
+            key = _IN_LIST.sub("(...)", statement)
+            first = seen.get(key)
+            if first is not None and set(found) == first[1]:
+                say(
+                    f"  [{k}] same SQL and scans as {first[0]}: execution {exec_ms:.2f} ms; {gtext}"
+                )
+                continue
             say(f"  [{k}] SQL: {_short_sql(statement)}")
-            if statement in seen:
-                say(f"      (same SQL as {seen[statement]}; parameters differ)")
-            seen.setdefault(statement, f"{name} [{k}]")
-            say(f"      -> {verdict(found)}; execution {exec_ms:.2f} ms")
+            if first is not None:
+                say(f"      (same SQL as {first[0]}, other parameters, other plan)")
+            seen.setdefault(key, (f"{name} [{k}]", set(found)))
+            say(f"      -> {verdict(plan)}; execution {exec_ms:.2f} ms")
             for kind, n in found.items():
                 say(f"         {kind} x{n}")
             say(f"      -> {gtext}")
             for text in plan[:plan_lines]:
-                say(f"      | {text[:150]}")
+                say(f"      | {text[:160]}")
             if len(plan) > plan_lines:
                 say(f"      | ... {len(plan) - plan_lines} more plan lines")
+        summary.append(f"{name}: " + " | ".join(parts))
     return summary
 
 
@@ -942,12 +1058,13 @@ async def run_size(
             cases = await build_cases(client, conn, size, args.bff_repeats)
             for case in cases:
                 m = await measure(client, recorder, case, args.repeats)
-                await time_sql(conn, m, case.repeats or args.repeats)
+                await time_sql(conn, m)
                 results[case.name] = m
                 flat[case.name] = not case.grows_by_design
                 say(
                     f"  {case.name:<34} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
-                    f"  | SQL only p50 {m.sql_p50:7.2f} ms ({len(m.statements)} stmt)  {m.note}"
+                    f"  | SQL only p50 {m.sql_p50:7.2f} ms ({len(m.statements)} stmt,"
+                    f" {m.buffers:,.0f} buffers)  {m.note}"
                 )
         if largest:
             summary = await explain_all(conn, results, args.plan_lines)
@@ -963,23 +1080,30 @@ async def run_size(
 
 
 def print_table(
-    runs: list[SizeResult], title: str, pick: Callable[[Measurement], tuple[float, float]]
+    runs: list[SizeResult],
+    title: str,
+    pick: Callable[[Measurement], tuple[float, float | None]],
+    unit: str = "p50 / p95 ms",
 ) -> None:
     first, last = runs[0], runs[-1]
     names = list(first.results)
     width = max(len(n) for n in names) + 2
-    header = f"{'query (p50 / p95 ms)':<{width}}" + "".join(f"{f'{r.size:,}':>21}" for r in runs)
-    header += f"   {'ratio':>7}  ({last.size:,} vs {first.size:,}, p50)"
+
+    def cell(m: Measurement | None) -> str:
+        if m is None:
+            return "n/a"
+        a, b = pick(m)
+        return f"{a:,.0f}" if b is None else f"{a:.2f} / {b:.2f}"
+
+    header = f"{f'query ({unit})':<{width}}" + "".join(f"{f'{r.size:,}':>21}" for r in runs)
+    header += f"   {'ratio':>7}  ({last.size:,} vs {first.size:,})"
     say(f"\n=== {title} ===")
     say(header)
     say("-" * len(header))
     for name in names:
-        line = f"{name:<{width}}"
-        for r in runs:
-            m = r.results.get(name)
-            line += f"{f'{pick(m)[0]:.2f} / {pick(m)[1]:.2f}' if m else 'n/a':>21}"
+        line = f"{name:<{width}}" + "".join(f"{cell(r.results.get(name)):>21}" for r in runs)
         if name in last.results and name in first.results:
-            ratio = pick(last.results[name])[0] / pick(first.results[name])[0]
+            ratio = pick(last.results[name])[0] / max(pick(first.results[name])[0], 1e-9)
             mark = ""
             if ratio > 1.5:
                 mark = (
@@ -1013,6 +1137,12 @@ async def run(server_url: str, args: argparse.Namespace) -> None:
         "SQL only: the same statements on asyncpg, summed per query",
         lambda m: (m.sql_p50, m.sql_p95),
     )
+    print_table(
+        runs,
+        "Work: shared buffers the statements touch (EXPLAIN ANALYZE), summed per query",
+        lambda m: (m.buffers, None),
+        unit="8 kB buffers",
+    )
     print_notes(runs)
     say("\nData generation + load (COPY, index builds, VACUUM ANALYZE):")
     for r in runs:
@@ -1044,7 +1174,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: --sizes 2000,20000")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per query")
     parser.add_argument("--bff-repeats", type=int, default=10, help="timed runs of the BFF queries")
-    parser.add_argument("--plan-lines", type=int, default=12, help="plan lines shown per statement")
+    parser.add_argument("--plan-lines", type=int, default=40, help="plan lines shown per statement")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep each size's database")
     args = parser.parse_args()
@@ -1053,6 +1183,8 @@ def main() -> None:
         parser.error(f"every size must be above {BULK_SESSIONS}")
     if os.environ.get("SESSIONGRAPH_TEST_POSTGRES_URL"):
         say("Using SESSIONGRAPH_TEST_POSTGRES_URL; the benchmark server settings are not applied.")
+    # A plain `kill` still stops the throwaway server and deletes its files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with throwaway_postgres(settings=SERVER_SETTINGS) as url:
         asyncio.run(run(url, args))
 

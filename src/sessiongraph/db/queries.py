@@ -164,7 +164,11 @@ async def fetch_session_page(
             undated = undated.where(
                 sessions.c.id < after.id if ordering.descending else sessions.c.id > after.id
             )
-        branches.append(undated.order_by(*_directed((sessions.c.id,), ordering)))
+        # Ordering by the (all NULL) column too lets the planner walk the same
+        # (column, id) or (filter, column, id) index as the other branch; ordered
+        # by id alone, PostgreSQL may walk the primary key hoping to meet NULLs
+        # early and read the whole table when a filter matches none.
+        branches.append(undated.order_by(*_directed((column, sessions.c.id), ordering)))
 
     if not branches:  # a cursor past the NULLs of a column that has none
         return []
