@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Coroutine, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -140,36 +140,23 @@ async def fetch_session_page(
 ) -> Sequence[RowMapping]:
     """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break.
 
-    Rows with a value and rows without one are read by two index-ordered
-    branches of one UNION ALL, so neither direction needs a NULLS LAST index
-    and a deep page is an index range scan.
+    One UNION ALL of index-ordered ``LIMIT`` branches, merged by the outer
+    ORDER BY: rows with a value and rows without one are separate branches (so
+    no direction needs a NULLS LAST index), and so is each status of a
+    multi-status filter (an index walks one status in order; ``IN`` over
+    several would need a sort of every match). Each branch is a range scan of a
+    ``(filter, column, id)`` or ``(column, id)`` index, so a page costs the same
+    at any table size and any depth.
     """
     column = sessions.c[ordering.column]
-    conditions = _session_conditions(filters)
-    branches: list[sa.Select[Any]] = []
-
-    if after is None or after.value is not None:
-        valued = sa.select(sessions).where(*conditions, column.is_not(None))
-        if after is not None:
-            position = sa.tuple_(column, sessions.c.id)
-            bound = sa.tuple_(
-                sa.literal(after.value, column.type), sa.literal(after.id, sessions.c.id.type)
-            )
-            valued = valued.where(position < bound if ordering.descending else position > bound)
-        branches.append(valued.order_by(*_directed((column, sessions.c.id), ordering)))
-
-    if column.nullable:
-        undated = sa.select(sessions).where(*conditions, column.is_(None))
-        if after is not None and after.value is None:
-            undated = undated.where(
-                sessions.c.id < after.id if ordering.descending else sessions.c.id > after.id
-            )
-        # Ordering by the (all NULL) column too lets the planner walk the same
-        # (column, id) or (filter, column, id) index as the other branch; ordered
-        # by id alone, PostgreSQL may walk the primary key hoping to meet NULLs
-        # early and read the whole table when a filter matches none.
-        branches.append(undated.order_by(*_directed((column, sessions.c.id), ordering)))
-
+    per_status: list[tuple[str, ...]] = [(status,) for status in filters.statuses] or [()]
+    branches = [
+        branch
+        for statuses in per_status
+        for branch in _page_branches(
+            _session_conditions(replace(filters, statuses=statuses)), column, ordering, after
+        )
+    ]
     if not branches:  # a cursor past the NULLs of a column that has none
         return []
     if len(branches) == 1:
@@ -184,6 +171,38 @@ async def fetch_session_page(
         .limit(limit)
     )
     return await _all(engine, stmt)
+
+
+def _page_branches(
+    conditions: list[sa.ColumnElement[bool]],
+    column: sa.Column[Any],
+    ordering: SessionOrdering,
+    after: Keyset | None,
+) -> list[sa.Select[Any]]:
+    """The valued and the NULL part of one filter's page, each in index order."""
+    order = _directed((column, sessions.c.id), ordering)
+    branches = []
+    if after is None or after.value is not None:
+        valued = sa.select(sessions).where(*conditions, column.is_not(None))
+        if after is not None:
+            position = sa.tuple_(column, sessions.c.id)
+            bound = sa.tuple_(
+                sa.literal(after.value, column.type), sa.literal(after.id, sessions.c.id.type)
+            )
+            valued = valued.where(position < bound if ordering.descending else position > bound)
+        branches.append(valued.order_by(*order))
+    if column.nullable:
+        undated = sa.select(sessions).where(*conditions, column.is_(None))
+        if after is not None and after.value is None:
+            undated = undated.where(
+                sessions.c.id < after.id if ordering.descending else sessions.c.id > after.id
+            )
+        # Ordered by the (all NULL) column too, the planner walks the same index
+        # as the valued branch; ordered by id alone, PostgreSQL may walk the
+        # primary key hoping to meet NULLs early, and read the whole table
+        # when the filter matches none.
+        branches.append(undated.order_by(*order))
+    return branches
 
 
 def _directed(

@@ -17,6 +17,15 @@ from sessiongraph.db.columns import Identifier, JSONDocument, Money, UTCDateTime
 
 SESSION_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
+#: The columns sessions can be listed by.
+SESSION_SORT_COLUMNS = (
+    "started_at",
+    "completed_at",
+    "total_cost_usd",
+    "total_tokens",
+    "duration_seconds",
+)
+
 #: Columns whose values can be tens of kilobytes; read only when a query selects them.
 HEAVY_OPERATION_COLUMNS = ("tool_input", "tool_output", "message_content", "thinking_content")
 
@@ -36,16 +45,14 @@ class SessionRow(SQLModel, table=True):
     __tablename__: ClassVar[str] = "sessions"
     __table_args__ = (
         sa.CheckConstraint(sa.column("status").in_(SESSION_STATUSES), name="ck_sessions_status"),
-        # One (column, id) index per sortable column: each serves its order in
-        # both directions and the keyset predicate of a deep page.
-        sa.Index("ix_sessions_started_at", "started_at", "id"),
-        sa.Index("ix_sessions_completed_at", "completed_at", "id"),
-        sa.Index("ix_sessions_total_cost_usd", "total_cost_usd", "id"),
-        sa.Index("ix_sessions_total_tokens", "total_tokens", "id"),
-        sa.Index("ix_sessions_duration_seconds", "duration_seconds", "id"),
-        # The equality filters, in the default order.
-        sa.Index("ix_sessions_workflow_id_started_at", "workflow_id", "started_at", "id"),
-        sa.Index("ix_sessions_status_started_at", "status", "started_at", "id"),
+        # Per sortable column: (column, id) for the unfiltered list, and
+        # (status | workflow_id, column, id) for the equality filters. Each
+        # serves its order in both directions and a deep page's keyset range.
+        *(
+            sa.Index(f"ix_sessions_{'_'.join(key)}", *key, "id")
+            for column in SESSION_SORT_COLUMNS
+            for key in ((column,), ("status", column), ("workflow_id", column))
+        ),
     )
 
     id: str = Field(sa_type=Identifier, primary_key=True)

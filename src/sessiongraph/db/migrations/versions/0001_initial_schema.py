@@ -12,6 +12,9 @@ from alembic import op
 
 from sessiongraph.db.columns import Identifier, JSONDocument, Money, UTCDateTime
 
+# Spelled out, not imported: a migration must not change when the code does.
+SORT_COLUMNS = ("started_at", "completed_at", "total_cost_usd", "total_tokens", "duration_seconds")
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -55,13 +58,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
     )
-    for column in ("started_at", "completed_at", "total_cost_usd", "total_tokens"):
-        op.create_index(f"ix_sessions_{column}", "sessions", [column, "id"])
-    op.create_index("ix_sessions_duration_seconds", "sessions", ["duration_seconds", "id"])
-    op.create_index(
-        "ix_sessions_workflow_id_started_at", "sessions", ["workflow_id", "started_at", "id"]
-    )
-    op.create_index("ix_sessions_status_started_at", "sessions", ["status", "started_at", "id"])
+    for column in SORT_COLUMNS:
+        for key in ((column,), ("status", column), ("workflow_id", column)):
+            op.create_index(f"ix_sessions_{'_'.join(key)}", "sessions", [*key, "id"])
 
     op.create_table(
         "operations",
