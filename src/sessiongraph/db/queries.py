@@ -255,6 +255,19 @@ async def find_sessions_by_id_or_prefix(
     return rows
 
 
+async def fetch_session(*, engine: AsyncEngine, session_id: str) -> RowMapping | None:
+    rows = await _all(engine, sa.select(sessions).where(sessions.c.id == session_id))
+    return rows[0] if rows else None
+
+
+async def fetch_operations_by_id(
+    *, engine: AsyncEngine, operation_ids: Sequence[str], columns: Iterable[str] = ()
+) -> dict[str, RowMapping]:
+    selected = [operations.c[n] for n in (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))]
+    stmt = sa.select(*selected).where(operations.c.operation_id.in_(operation_ids))
+    return {row["operation_id"]: row for row in await _all(engine, stmt)}
+
+
 async def fetch_workflows(*, engine: AsyncEngine, ids: Sequence[str]) -> dict[str, RowMapping]:
     rows = await _all(engine, sa.select(workflows).where(workflows.c.id.in_(ids)))
     return {row["id"]: row for row in rows}

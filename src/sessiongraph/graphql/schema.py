@@ -19,6 +19,7 @@ from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
 from sessiongraph.graphql.errors import is_unexpected
+from sessiongraph.graphql.mutations import Mutation
 from sessiongraph.graphql.scalars import SCALAR_MAP
 from sessiongraph.graphql.types import (
     PageInfo,
@@ -200,4 +201,4 @@ class Schema(strawberry.Schema):
                 )
 
 
-schema = Schema(query=Query, config=StrawberryConfig(scalar_map=SCALAR_MAP))
+schema = Schema(query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALAR_MAP))

@@ -42,6 +42,16 @@ def operation_columns(
     return frozenset(columns)
 
 
+def operation_list_columns(
+    parent_fields: Iterable[FieldNode],
+    fragments: dict[str, FragmentDefinitionNode],
+    list_field: str,
+) -> OperationColumns:
+    """The optional columns needed by a parent's ``list_field: [Operation!]!`` selection."""
+    lists = [f for f in _fields(_children(parent_fields), fragments) if f.name.value == list_field]
+    return frozenset(_node_columns(lists, fragments))
+
+
 def _node_columns(
     node_fields: Iterable[FieldNode], fragments: dict[str, FragmentDefinitionNode]
 ) -> set[str]:

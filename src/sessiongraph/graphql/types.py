@@ -444,7 +444,7 @@ class Session:
         )
 
 
-def given(value: T) -> T | None:
+def given(value: T | None) -> T | None:
     """``None`` for an argument the client left out (Strawberry passes ``UNSET``)."""
     return None if value is UNSET else value
 

@@ -1,0 +1,156 @@
+"""Plain typed write functions: each call is one transaction, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sessiongraph.db.tables import operations, sessions, workflows
+from sessiongraph.errors import BadUserInput
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The outcome of one ``record_operations`` call."""
+
+    new_ids: list[str]
+    already_present: list[str]
+
+
+async def start_session(
+    *, engine: AsyncEngine, row: dict[str, Any], workflow_name: str | None
+) -> None:
+    """Insert a session (and its workflow when new, or name it when a name is given)."""
+    async with engine.begin() as conn:
+        if await _session_status(conn, row["id"]) is not None:
+            raise BadUserInput(f"A session with id {row['id']!r} already exists", field="input.id")
+        if row["workflow_id"] is not None:
+            await _upsert_workflow(conn, row["workflow_id"], workflow_name)
+        await conn.execute(sessions.insert(), [row])
+
+
+async def _upsert_workflow(conn: AsyncConnection, workflow_id: str, name: str | None) -> None:
+    found = await conn.scalar(sa.select(sa.func.count()).where(workflows.c.id == workflow_id))
+    if not found:
+        await conn.execute(workflows.insert(), [{"id": workflow_id, "name": name}])
+    elif name is not None:
+        await conn.execute(
+            workflows.update().where(workflows.c.id == workflow_id).values(name=name)
+        )
+
+
+async def _session_status(
+    conn: AsyncConnection, session_id: str, *, lock: bool = False
+) -> str | None:
+    stmt = sa.select(sessions.c.status).where(sessions.c.id == session_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()  # serializes with completeSession
+    status: str | None = await conn.scalar(stmt)
+    return status
+
+
+async def record_operations(
+    *, engine: AsyncEngine, session_id: str, rows: Sequence[dict[str, Any]]
+) -> Recorded:
+    """Store the operations of ``rows`` not stored yet; ids already there are reported.
+
+    An operation id stored for another session is an error, and so is a
+    finished session: then nothing of the batch is stored.
+    """
+    ids = [row["operation_id"] for row in rows]
+    async with engine.begin() as conn:
+        status = await _session_status(conn, session_id, lock=True)
+        if status is None:
+            raise BadUserInput(f"No session with id {session_id!r}", field="sessionId")
+        if status in TERMINAL_STATUSES:
+            raise BadUserInput(
+                f"Session {session_id!r} is {status}: it records no more operations",
+                field="sessionId",
+            )
+        stored = await conn.execute(
+            sa.select(operations.c.operation_id, operations.c.session_id).where(
+                operations.c.operation_id.in_(ids)
+            )
+        )
+        owners: dict[str, str] = {row.operation_id: row.session_id for row in stored}
+        for index, operation_id in enumerate(ids):
+            owner = owners.get(operation_id)
+            if owner is not None and owner != session_id:
+                raise BadUserInput(
+                    f"Operation id {operation_id!r} is already recorded for another session",
+                    field=f"operations[{index}].operationId",
+                )
+        new = [row for row in rows if row["operation_id"] not in owners]
+        if new:
+            await conn.execute(operations.insert(), new)
+    return Recorded(
+        new_ids=[row["operation_id"] for row in new],
+        already_present=[i for i in ids if i in owners],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    status: str
+    completed_at: datetime
+    error_message: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
+    total_tokens: int | None
+    total_cost_usd: Decimal | None
+    cost_by_model: dict[str, str] | None
+
+
+async def complete_session(*, engine: AsyncEngine, session_id: str, completion: Completion) -> None:
+    """Finish a running or pending session; a finished one is left unchanged (an error)."""
+    async with engine.begin() as conn:
+        stmt = sa.select(sessions).where(sessions.c.id == session_id)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = (await conn.execute(stmt)).mappings().first()
+        if row is None:
+            raise BadUserInput(f"No session with id {session_id!r}", field="id")
+        if row["status"] in TERMINAL_STATUSES:
+            raise BadUserInput(
+                f"Session {session_id!r} is already {row['status']}; nothing was changed",
+                field="id",
+            )
+        values: dict[str, Any] = {
+            "status": completion.status,
+            "completed_at": completion.completed_at,
+            "error_message": completion.error_message,
+        }
+        if row["started_at"] is not None:
+            if completion.completed_at < row["started_at"]:
+                raise BadUserInput(
+                    "`completedAt` is before the session started", field="completedAt"
+                )
+            values["duration_seconds"] = (
+                completion.completed_at - row["started_at"]
+            ).total_seconds()
+        given = {
+            name: getattr(completion, name)
+            for name in TOKEN_COLUMNS
+            if getattr(completion, name) is not None
+        }
+        values |= given
+        if completion.total_tokens is not None:
+            values["total_tokens"] = completion.total_tokens
+        elif given:
+            values["total_tokens"] = sum(given.get(name, row[name]) for name in TOKEN_COLUMNS)
+        if completion.total_cost_usd is not None:
+            values["total_cost_usd"] = completion.total_cost_usd
+        if completion.cost_by_model is not None:
+            values["cost_by_model"] = completion.cost_by_model
+        await conn.execute(sessions.update().where(sessions.c.id == session_id).values(**values))

@@ -1,0 +1,300 @@
+"""The Mutation root: sessions and their operations written in as they happen."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import strawberry
+from strawberry import UNSET
+
+from sessiongraph.db import queries, writes
+from sessiongraph.db.writes import TERMINAL_STATUSES, Completion
+from sessiongraph.errors import BadUserInput
+from sessiongraph.graphql.context import Info
+from sessiongraph.graphql.scalars import JSON
+from sessiongraph.graphql.selection import operation_list_columns
+from sessiongraph.graphql.types import Operation, Session, SessionStatus, given, tool_input_object
+
+#: Operations one recordOperations call may carry.
+MAX_OPERATIONS_PER_CALL = 1000
+MAX_ID_LENGTH = 128
+
+
+@strawberry.input(description="A session that starts now (or is about to).")
+class StartSessionInput:
+    id: str | None = strawberry.field(
+        default=UNSET, description="Session id; a random UUID is generated when absent."
+    )
+    workflow_id: str | None = strawberry.field(
+        default=UNSET, description="Workflow that runs it; created when new."
+    )
+    workflow_name: str | None = strawberry.field(
+        default=UNSET, description="Name of the workflow; sets or renames it."
+    )
+    execution_id: str | None = strawberry.field(default=UNSET, description="Execution id.")
+    phase_id: str | None = strawberry.field(default=UNSET, description="Phase: slug or UUID.")
+    milestone_id: str | None = strawberry.field(default=UNSET, description="Milestone id.")
+    status: SessionStatus = strawberry.field(
+        default=SessionStatus.RUNNING, description="PENDING or RUNNING."
+    )
+    agent_provider: str | None = strawberry.field(default=UNSET, description="claude, openai…")
+    agent_model: str | None = strawberry.field(default=UNSET, description="Model name.")
+    repos: list[str] | None = strawberry.field(default=UNSET, description="owner/repo list.")
+    workspace_path: str | None = strawberry.field(default=UNSET, description="Workspace.")
+    started_at: datetime | None = strawberry.field(
+        default=UNSET, description="Start time; now for a RUNNING session when absent."
+    )
+    metadata: JSON | None = strawberry.field(
+        default=UNSET, description="Free-form metadata (a JSON object)."
+    )
+
+
+@strawberry.input(description="One operation a session recorded.")
+class OperationInput:
+    operation_id: str = strawberry.field(
+        description="Unique id; sending the same id again stores nothing new."
+    )
+    operation_type: str = strawberry.field(description="e.g. tool_execution_started.")
+    timestamp: datetime | None = strawberry.field(default=UNSET, description="When.")
+    duration_seconds: float | None = strawberry.field(default=UNSET, description="Seconds.")
+    success: bool = strawberry.field(default=True, description="False when it failed.")
+    input_tokens: int | None = strawberry.field(default=UNSET, description="Input tokens.")
+    output_tokens: int | None = strawberry.field(default=UNSET, description="Output tokens.")
+    total_tokens: int | None = strawberry.field(default=UNSET, description="Total tokens.")
+    tool_name: str | None = strawberry.field(default=UNSET, description="Tool name.")
+    tool_use_id: str | None = strawberry.field(default=UNSET, description="Pairs a tool call.")
+    tool_input: JSON | None = strawberry.field(
+        default=UNSET, description='Tool input; a value that is not an object is kept as {"raw"}.'
+    )
+    tool_output: str | None = strawberry.field(default=UNSET, description="Tool output.")
+    message_role: str | None = strawberry.field(default=UNSET, description="user, assistant.")
+    message_content: str | None = strawberry.field(default=UNSET, description="Message text.")
+    thinking_content: str | None = strawberry.field(default=UNSET, description="Thinking.")
+    git: JSON | None = strawberry.field(
+        default=UNSET, description="Git facts: a JSON object with GitInfo's keys (snake_case)."
+    )
+
+
+@strawberry.input(description="The cost one model accounts for.")
+class ModelCostInput:
+    model: str = strawberry.field(description="Model name.")
+    cost_usd: Decimal = strawberry.field(description="Cost in US dollars.")
+
+
+@strawberry.type(description="What a recordOperations call did.")
+class RecordOperationsResult:
+    operations: list[Operation] = strawberry.field(
+        description="Every operation of the call as stored, in the order sent."
+    )
+    recorded_operation_ids: list[str] = strawberry.field(
+        description="Operations stored by this call."
+    )
+    already_present_operation_ids: list[str] = strawberry.field(
+        description="Operations that were stored before; left as they were."
+    )
+
+
+def _check_id(value: str, field: str) -> str:
+    if not value.strip() or len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise BadUserInput(
+            f"`{field}` must be 1 to {MAX_ID_LENGTH} printable characters", field=field
+        )
+    return value
+
+
+def _check_count(value: int | None, field: str) -> int | None:
+    if value is not None and value < 0:
+        raise BadUserInput(f"`{field}` must not be negative", field=field)
+    return value
+
+
+def _check_seconds(value: float | None, field: str) -> float | None:
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise BadUserInput(f"`{field}` must be a finite, non-negative number", field=field)
+    return value
+
+
+def _operation_row(session_id: str, op: OperationInput, index: int) -> dict[str, Any]:
+    at = f"operations[{index}]"
+    if not op.operation_type.strip():
+        raise BadUserInput(f"`{at}.operationType` must not be empty", field=f"{at}.operationType")
+    git = given(op.git)
+    if git is not None and not isinstance(git, dict):
+        raise BadUserInput(f"`{at}.git` must be a JSON object", field=f"{at}.git")
+    return {
+        "operation_id": _check_id(op.operation_id, f"{at}.operationId"),
+        "session_id": session_id,
+        "operation_type": op.operation_type,
+        "timestamp": given(op.timestamp),
+        "duration_seconds": _check_seconds(given(op.duration_seconds), f"{at}.durationSeconds"),
+        "success": op.success,
+        "input_tokens": _check_count(given(op.input_tokens), f"{at}.inputTokens"),
+        "output_tokens": _check_count(given(op.output_tokens), f"{at}.outputTokens"),
+        "total_tokens": _check_count(given(op.total_tokens), f"{at}.totalTokens"),
+        "tool_name": given(op.tool_name),
+        "tool_use_id": given(op.tool_use_id),
+        "tool_input": tool_input_object(given(op.tool_input)),
+        "tool_output": given(op.tool_output),
+        "message_role": given(op.message_role),
+        "message_content": given(op.message_content),
+        "thinking_content": given(op.thinking_content),
+        "git": git,
+    }
+
+
+async def _session(info: Info, session_id: str) -> Session:
+    row = await queries.fetch_session(engine=info.context.engine, session_id=session_id)
+    assert row is not None  # just written, in a committed transaction
+    return Session.from_row(row)
+
+
+@strawberry.type(description="Write sessions and their operations.")
+class Mutation:
+    @strawberry.mutation(description="Start a session. Its workflow is created when new.")
+    async def start_session(
+        self,
+        info: Info,
+        input: Annotated[StartSessionInput, strawberry.argument(description="The session.")],
+    ) -> Session:
+        if input.status not in (SessionStatus.PENDING, SessionStatus.RUNNING):
+            raise BadUserInput(
+                "A session starts PENDING or RUNNING; finish it with completeSession",
+                field="input.status",
+            )
+        session_id = given(input.id)
+        session_id = (
+            _check_id(session_id, "input.id") if session_id is not None else str(uuid.uuid4())
+        )
+        workflow_id = given(input.workflow_id)
+        if workflow_id is not None:
+            _check_id(workflow_id, "input.workflowId")
+        metadata = given(input.metadata)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise BadUserInput("`input.metadata` must be a JSON object", field="input.metadata")
+        started_at = given(input.started_at)
+        if started_at is None and input.status is SessionStatus.RUNNING:
+            started_at = datetime.now(UTC)
+        row: dict[str, Any] = {
+            "id": session_id,
+            "workflow_id": workflow_id,
+            "execution_id": given(input.execution_id),
+            "phase_id": given(input.phase_id),
+            "milestone_id": given(input.milestone_id),
+            "status": input.status.name.lower(),
+            "agent_provider": given(input.agent_provider),
+            "agent_model": given(input.agent_model),
+            "repos": given(input.repos) or [],
+            "workspace_path": given(input.workspace_path),
+            "started_at": started_at,
+            "metadata": metadata or {},
+        }
+        await writes.start_session(
+            engine=info.context.engine, row=row, workflow_name=given(input.workflow_name)
+        )
+        return await _session(info, session_id)
+
+    @strawberry.mutation(
+        description="Record a batch of a session's operations, all or nothing. Idempotent: "
+        f"an operationId already stored is reported, not stored twice. At most "
+        f"{MAX_OPERATIONS_PER_CALL} per call."
+    )
+    async def record_operations(
+        self,
+        info: Info,
+        session_id: Annotated[str, strawberry.argument(description="The session's full id.")],
+        operations: Annotated[
+            list[OperationInput], strawberry.argument(description="The operations, in order.")
+        ],
+    ) -> RecordOperationsResult:
+        if not 1 <= len(operations) <= MAX_OPERATIONS_PER_CALL:
+            raise BadUserInput(
+                f"Send 1 to {MAX_OPERATIONS_PER_CALL} operations per call, got {len(operations)}",
+                field="operations",
+            )
+        rows = [_operation_row(session_id, op, i) for i, op in enumerate(operations)]
+        seen: set[str] = set()
+        for index, row in enumerate(rows):
+            if row["operation_id"] in seen:
+                raise BadUserInput(
+                    f"Operation id {row['operation_id']!r} appears twice in this call",
+                    field=f"operations[{index}].operationId",
+                )
+            seen.add(row["operation_id"])
+        recorded = await writes.record_operations(
+            engine=info.context.engine, session_id=session_id, rows=rows
+        )
+        raw = info._raw_info
+        stored = await queries.fetch_operations_by_id(
+            engine=info.context.engine,
+            operation_ids=[row["operation_id"] for row in rows],
+            columns=operation_list_columns(raw.field_nodes, raw.fragments, "operations"),
+        )
+        return RecordOperationsResult(
+            operations=[Operation.from_row(stored[row["operation_id"]]) for row in rows],
+            recorded_operation_ids=recorded.new_ids,
+            already_present_operation_ids=recorded.already_present,
+        )
+
+    @strawberry.mutation(
+        description="Finish a session with its final figures. A finished session takes no "
+        "more operations, and completing it again is an error that changes nothing."
+    )
+    async def complete_session(
+        self,
+        info: Info,
+        id: Annotated[str, strawberry.argument(description="The session's full id.")],
+        status: Annotated[
+            SessionStatus, strawberry.argument(description="COMPLETED, FAILED or CANCELLED.")
+        ],
+        error_message: Annotated[
+            str | None, strawberry.argument(description="Why it failed.")
+        ] = UNSET,
+        completed_at: Annotated[
+            datetime | None, strawberry.argument(description="When it finished; now when absent.")
+        ] = UNSET,
+        input_tokens: Annotated[int | None, strawberry.argument(description="Final.")] = UNSET,
+        output_tokens: Annotated[int | None, strawberry.argument(description="Final.")] = UNSET,
+        cache_creation_tokens: Annotated[
+            int | None, strawberry.argument(description="Final.")
+        ] = UNSET,
+        cache_read_tokens: Annotated[int | None, strawberry.argument(description="Final.")] = UNSET,
+        total_tokens: Annotated[
+            int | None,
+            strawberry.argument(description="Final; the sum of the four counts when absent."),
+        ] = UNSET,
+        total_cost_usd: Annotated[
+            Decimal | None, strawberry.argument(description="Final cost in US dollars.")
+        ] = UNSET,
+        cost_by_model: Annotated[
+            list[ModelCostInput] | None, strawberry.argument(description="Cost per model.")
+        ] = UNSET,
+    ) -> Session:
+        if status.name.lower() not in TERMINAL_STATUSES:
+            raise BadUserInput(
+                "A session completes as COMPLETED, FAILED or CANCELLED", field="status"
+            )
+        costs = given(cost_by_model)
+        if costs is not None and len({c.model for c in costs}) != len(costs):
+            raise BadUserInput("`costByModel` names a model twice", field="costByModel")
+        completion = Completion(
+            status=status.name.lower(),
+            completed_at=given(completed_at) or datetime.now(UTC),
+            error_message=given(error_message),
+            input_tokens=_check_count(given(input_tokens), "inputTokens"),
+            output_tokens=_check_count(given(output_tokens), "outputTokens"),
+            cache_creation_tokens=_check_count(given(cache_creation_tokens), "cacheCreationTokens"),
+            cache_read_tokens=_check_count(given(cache_read_tokens), "cacheReadTokens"),
+            total_tokens=_check_count(given(total_tokens), "totalTokens"),
+            total_cost_usd=given(total_cost_usd),
+            cost_by_model=(
+                {c.model: format(c.cost_usd, "f") for c in costs} if costs is not None else None
+            ),
+        )
+        await writes.complete_session(
+            engine=info.context.engine, session_id=id, completion=completion
+        )
+        return await _session(info, id)

@@ -1,0 +1,245 @@
+"""Writing sessions in: startSession, recordOperations, completeSession."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessiongraph.db.tables import operations, sessions, workflows
+from tests.helpers import GraphQLClient
+
+START = """mutation ($input: StartSessionInput!) { startSession(input: $input) {
+    id status workflowId workflowName startedAt repos metadata operationCount } }"""
+
+RECORD = """mutation ($id: String!, $ops: [OperationInput!]!) {
+  recordOperations(sessionId: $id, operations: $ops) {
+    recordedOperationIds alreadyPresentOperationIds
+    operations { operationId operationType timestamp toolInput git { sha } success } } }"""
+
+COMPLETE = """mutation ($id: String!, $status: SessionStatus!, $cost: Decimal,
+    $costs: [ModelCostInput!], $input: Int, $output: Int, $at: DateTime, $error: String) {
+  completeSession(id: $id, status: $status, totalCostUsd: $cost, costByModel: $costs,
+      inputTokens: $input, outputTokens: $output, completedAt: $at, errorMessage: $error) {
+    id status completedAt durationSeconds totalTokens totalCostUsd
+    costByModel { model costUsd } errorMessage } }"""
+
+
+def op(operation_id: str, **fields: Any) -> dict[str, Any]:
+    return {"operationId": operation_id, "operationType": "tool_execution_started", **fields}
+
+
+async def _dump(engine: AsyncEngine) -> list[list[tuple[Any, ...]]]:
+    async with engine.connect() as conn:
+        return [
+            [tuple(r) for r in (await conn.execute(sa.select(t).order_by(*t.primary_key))).all()]
+            for t in (workflows, sessions, operations)
+        ]
+
+
+async def _start(gql: GraphQLClient, **fields: Any) -> dict[str, Any]:
+    data = await gql(START, {"input": {"startedAt": "2026-04-18T08:00:00Z", **fields}})
+    started: dict[str, Any] = data["startSession"]
+    return started
+
+
+async def test_start_session_generates_an_id_and_creates_its_workflow(gql: GraphQLClient) -> None:
+    session = await _start(
+        gql, workflowId="wf-new", workflowName="Nightly", repos=["acme/foo"], metadata={"k": 1}
+    )
+
+    assert len(session["id"]) == 36
+    assert session | {"id": None} == {
+        "id": None,
+        "status": "RUNNING",
+        "workflowId": "wf-new",
+        "workflowName": "Nightly",
+        "startedAt": "2026-04-18T08:00:00+00:00",
+        "repos": ["acme/foo"],
+        "metadata": {"k": 1},
+        "operationCount": 0,
+    }
+
+
+async def test_start_session_with_an_existing_id_changes_nothing(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await _start(gql, id="s-1")
+    before = await _dump(engine)
+
+    error = await gql.error(START, {"input": {"id": "s-1"}}, code="BAD_USER_INPUT")
+
+    assert error["extensions"]["field"] == "input.id"
+    assert await _dump(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"status": "COMPLETED"}, "input.status"),
+        ({"id": ""}, "input.id"),
+        ({"id": "x" * 129}, "input.id"),
+        ({"metadata": [1, 2]}, "input.metadata"),
+    ],
+)
+async def test_start_session_rejects_bad_input_by_field(
+    gql: GraphQLClient, fields: dict[str, Any], field: str
+) -> None:
+    error = await gql.error(START, {"input": fields}, code="BAD_USER_INPUT")
+
+    assert error["extensions"]["field"] == field
+
+
+async def test_record_operations_stores_a_batch_and_is_idempotent(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    session = await _start(gql, id="s-1")
+    batch = [
+        op("o1", timestamp="2026-04-18T08:00:01Z", toolInput={"command": "ls"}),
+        op("o2", timestamp="2026-04-18T08:00:02Z", toolInput="raw text", success=False),
+        op("o3", operationType="git_commit", git={"sha": "abc", "future": 1}),
+    ]
+
+    first = (await gql(RECORD, {"id": session["id"], "ops": batch}))["recordOperations"]
+    again = (await gql(RECORD, {"id": session["id"], "ops": [*batch, op("o4")]}))[
+        "recordOperations"
+    ]
+
+    assert first["recordedOperationIds"] == ["o1", "o2", "o3"]
+    assert first["alreadyPresentOperationIds"] == []
+    assert [o["toolInput"] for o in first["operations"]] == [
+        {"command": "ls"},
+        {"raw": "raw text"},
+        None,
+    ]
+    assert first["operations"][2]["git"] == {"sha": "abc"}
+    assert again["recordedOperationIds"] == ["o4"]
+    assert again["alreadyPresentOperationIds"] == ["o1", "o2", "o3"]
+    count = await gql('{ session(id: "s-1") { operationCount } }')
+    assert count == {"session": {"operationCount": 4}}
+
+
+@pytest.mark.parametrize(
+    ("ops", "field"),
+    [
+        ([op("ok"), op("ok")], "operations[1].operationId"),
+        ([op("ok"), op("")], "operations[1].operationId"),
+        ([op("ok"), op("bad", operationType=" ")], "operations[1].operationType"),
+        ([op("ok"), op("bad", inputTokens=-1)], "operations[1].inputTokens"),
+        ([op("ok"), op("bad", durationSeconds=-0.5)], "operations[1].durationSeconds"),
+        ([op("ok"), op("bad", git="not an object")], "operations[1].git"),
+        ([], "operations"),
+        ([op(f"o{i}") for i in range(1001)], "operations"),
+    ],
+)
+async def test_a_bad_operation_stores_nothing_of_its_batch(
+    gql: GraphQLClient, engine: AsyncEngine, ops: list[dict[str, Any]], field: str
+) -> None:
+    await _start(gql, id="s-1")
+    before = await _dump(engine)
+
+    error = await gql.error(RECORD, {"id": "s-1", "ops": ops}, code="BAD_USER_INPUT")
+
+    assert error["extensions"]["field"] == field
+    assert await _dump(engine) == before
+
+
+async def test_operation_id_of_another_session_stores_nothing(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await _start(gql, id="s-1")
+    await _start(gql, id="s-2")
+    await gql(RECORD, {"id": "s-1", "ops": [op("shared")]})
+    before = await _dump(engine)
+
+    error = await gql.error(
+        RECORD, {"id": "s-2", "ops": [op("fresh"), op("shared")]}, code="BAD_USER_INPUT"
+    )
+
+    assert error["extensions"]["field"] == "operations[1].operationId"
+    assert await _dump(engine) == before
+
+
+async def test_unknown_session_takes_no_operations(gql: GraphQLClient) -> None:
+    error = await gql.error(RECORD, {"id": "nope", "ops": [op("o1")]}, code="BAD_USER_INPUT")
+
+    assert error["extensions"]["field"] == "sessionId"
+
+
+async def test_complete_session_sets_final_figures(gql: GraphQLClient) -> None:
+    await _start(gql, id="s-1")
+
+    data = await gql(
+        COMPLETE,
+        {
+            "id": "s-1",
+            "status": "FAILED",
+            "at": "2026-04-18T08:02:14Z",
+            "input": 1200,
+            "output": 300,
+            "cost": "0.0438",
+            "costs": [
+                {"model": "claude-haiku-4-5", "costUsd": "0.0038"},
+                {"model": "claude-sonnet-4-6", "costUsd": "0.04"},
+            ],
+            "error": "boom",
+        },
+    )
+
+    assert data["completeSession"] == {
+        "id": "s-1",
+        "status": "FAILED",
+        "completedAt": "2026-04-18T08:02:14+00:00",
+        "durationSeconds": 134.0,
+        "totalTokens": 1500,
+        "totalCostUsd": "0.0438",
+        "costByModel": [
+            {"model": "claude-sonnet-4-6", "costUsd": "0.04"},
+            {"model": "claude-haiku-4-5", "costUsd": "0.0038"},
+        ],
+        "errorMessage": "boom",
+    }
+
+
+async def test_finished_session_refuses_operations_and_a_second_completion(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await _start(gql, id="s-1")
+    await gql(COMPLETE, {"id": "s-1", "status": "COMPLETED", "at": "2026-04-18T09:00:00Z"})
+    before = await _dump(engine)
+
+    refused = await gql.error(RECORD, {"id": "s-1", "ops": [op("late")]}, code="BAD_USER_INPUT")
+    twice = await gql.error(COMPLETE, {"id": "s-1", "status": "FAILED"}, code="BAD_USER_INPUT")
+
+    assert "completed" in refused["message"]
+    assert "already completed" in twice["message"]
+    assert await _dump(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [
+        ({"status": "RUNNING"}, "status"),
+        ({"status": "COMPLETED", "input": -1}, "inputTokens"),
+        ({"status": "COMPLETED", "at": "2026-04-18T07:00:00Z"}, "completedAt"),
+        (
+            {
+                "status": "COMPLETED",
+                "costs": [{"model": "m", "costUsd": "1"}, {"model": "m", "costUsd": "2"}],
+            },
+            "costByModel",
+        ),
+    ],
+)
+async def test_complete_session_rejects_bad_input_and_changes_nothing(
+    gql: GraphQLClient, engine: AsyncEngine, variables: dict[str, Any], field: str
+) -> None:
+    await _start(gql, id="s-1")
+    before = await _dump(engine)
+
+    error = await gql.error(COMPLETE, {"id": "s-1", **variables}, code="BAD_USER_INPUT")
+
+    assert error["extensions"]["field"] == field
+    assert await _dump(engine) == before
