@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -108,3 +109,19 @@ def test_serve_shows_graphiql_to_a_browser(served: str) -> None:
 
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+
+
+def test_import_command_reports_counts_and_skipped_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'import.db'}"
+    good = {"id": "s-1", "status": "running", "operations": []}
+    source = tmp_path / "sessions.jsonl"
+    source.write_text(json.dumps(good) + "\n{broken\n")
+
+    assert main(["import", str(source), "--database-url", url]) == 3
+    err = capsys.readouterr().err
+    assert "Imported 1 sessions, 0 operations" in err
+    assert "line 2: not JSON" in err
+
+    assert main(["import", str(tmp_path / "missing.json"), "--database-url", url]) == 2

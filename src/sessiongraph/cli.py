@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(command=export_schema_command)
 
+    load = commands.add_parser(
+        "import", help="load the REST API's JSON (GET /sessions, GET /sessions/{id}, JSON Lines)"
+    )
+    load.add_argument("file", type=Path, help="a JSON or JSON Lines file")
+    _database_url_option(load)
+    load.set_defaults(command=import_command)
+
     db = commands.add_parser("db", help="database schema migrations")
     db_commands = db.add_subparsers(title="db commands", required=True)
     upgrade = db_commands.add_parser("upgrade", help="bring the schema up to this version")
@@ -237,3 +244,41 @@ def _engine(args: argparse.Namespace) -> AsyncEngine:
     from sessiongraph.db.engine import create_engine
 
     return create_engine(_settings(args))
+
+
+def import_command(args: argparse.Namespace) -> int:
+    from sessiongraph.db.migrate import SchemaBehind, ensure_current
+    from sessiongraph.importer import ImportReport, import_file
+
+    if not args.file.is_file():
+        print(f"No such file: {args.file}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+
+    def show(report: ImportReport) -> None:
+        print(f"\r  {report.sessions} sessions, {report.operations} operations", end="",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    async def run() -> ImportReport:
+        engine = _engine(args)
+        try:
+            await ensure_current(engine, auto_upgrade=settings.is_sqlite)
+            return await import_file(engine, args.file, progress=show)
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    try:
+        report = asyncio.run(run())
+    except SchemaBehind as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(
+        f"\rImported {report.sessions} sessions, {report.operations} operations and "
+        f"{report.workflows} workflows in {time.perf_counter() - started:.1f}s; "
+        f"skipped {len(report.skipped)}.",
+        file=sys.stderr,
+    )
+    for line, reason in report.skipped:
+        print(f"  line {line}: {reason}", file=sys.stderr)
+    return 0 if not report.skipped else 3

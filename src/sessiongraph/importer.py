@@ -1,0 +1,317 @@
+"""`sessiongraph import`: load the REST API's own JSON into the database (upsert).
+
+Accepts a ``GET /sessions`` response (``{"sessions": [...]}`` or a list), a
+``GET /sessions/{id}`` response (one session with its operations), or JSON
+Lines of either. A malformed record is reported with its line and skipped;
+the rest goes in, in batches of one transaction each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions, workflows
+
+BATCH_SESSIONS = 200
+
+_TEXT_FIELDS = ("execution_id", "phase_id", "milestone_id", "agent_provider", "agent_model",
+                "workspace_path", "error_message")  # fmt: skip
+_COUNT_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+_OPERATION_TEXT = ("tool_name", "tool_use_id", "tool_output", "message_role", "message_content",
+                   "thinking_content")  # fmt: skip
+_OPERATION_COUNTS = ("input_tokens", "output_tokens", "total_tokens")
+_FLAT_GIT = {"git_sha": "sha", "git_message": "message", "git_branch": "branch", "git_repo": "repo"}
+
+
+class Malformed(ValueError):
+    pass
+
+
+@dataclass
+class ImportReport:
+    sessions: int = 0
+    operations: int = 0
+    workflow_ids: set[str] = field(default_factory=set)
+    #: (line, reason) of every record or operation left out.
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def workflows(self) -> int:
+        return len(self.workflow_ids)
+
+
+@dataclass
+class _Batch:
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    workflows: dict[str, str | None] = field(default_factory=dict)
+
+
+def read_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line, session record) pairs; a line that is not JSON yields a Malformed."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        document = None
+        lines = text.splitlines()
+    else:
+        lines = []
+    if document is not None:
+        for record in _sessions_in(document):
+            yield 1, record
+        return
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield number, Malformed(f"not JSON: {error.msg}")
+            continue
+        for record in _sessions_in(parsed):
+            yield number, record
+
+
+def _sessions_in(document: Any) -> list[Any]:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict) and isinstance(document.get("sessions"), list):
+        return list(document["sessions"])
+    return [document]
+
+
+async def import_file(
+    engine: AsyncEngine,
+    path: Path,
+    *,
+    progress: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    report = ImportReport()
+    batch = _Batch()
+    for line, record in read_records(path):
+        try:
+            if isinstance(record, Malformed):
+                raise record
+            _add(batch, record, line, report)
+        except Malformed as error:
+            report.skipped.append((line, str(error)))
+            continue
+        if len(batch.sessions) >= BATCH_SESSIONS:
+            await _write(engine, batch, report)
+            batch = _Batch()
+            if progress:
+                progress(report)
+    await _write(engine, batch, report)
+    return report
+
+
+def _add(batch: _Batch, record: Any, line: int, report: ImportReport) -> None:
+    if not isinstance(record, dict):
+        raise Malformed("a session record must be a JSON object")
+    row = _session_row(record)
+    ops = record.get("operations") or []
+    if not isinstance(ops, list):
+        raise Malformed("`operations` must be a list")
+    rows = []
+    for index, operation in enumerate(ops):
+        try:
+            rows.append(_operation_row(operation, row["id"]))
+        except Malformed as error:
+            report.skipped.append((line, f"session {row['id']}, operation #{index}: {error}"))
+    batch.sessions.append(row)
+    batch.operations.extend(rows)
+    if row["workflow_id"] is not None:
+        name = _text(record.get("workflow_name"), "workflow_name")
+        batch.workflows[row["workflow_id"]] = name or batch.workflows.get(row["workflow_id"])
+
+
+def _session_row(record: dict[str, Any]) -> dict[str, Any]:
+    session_id = _text(record.get("id"), "id")
+    if not session_id:
+        raise Malformed("`id` is missing")
+    status = _text(record.get("status"), "status")
+    if status not in SESSION_STATUSES:
+        raise Malformed(f"unknown status {status!r}")
+    counts = {name: _count(record.get(name), name) or 0 for name in _COUNT_FIELDS}
+    total = _count(record.get("total_tokens"), "total_tokens")
+    started = _time(record.get("started_at"), "started_at")
+    completed = _time(record.get("completed_at"), "completed_at")
+    duration = _number(record.get("duration_seconds"), "duration_seconds")
+    if duration is None and started and completed:
+        duration = (completed - started).total_seconds()
+    cost_by_model = record.get("cost_by_model") or {}
+    if not isinstance(cost_by_model, dict):
+        raise Malformed("`cost_by_model` must be an object")
+    metadata = record.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise Malformed("`metadata` must be an object")
+    repos = record.get("repos") or []
+    if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
+        raise Malformed("`repos` must be a list of strings")
+    return {
+        "id": session_id,
+        "workflow_id": _text(record.get("workflow_id"), "workflow_id"),
+        **{name: _text(record.get(name), name) for name in _TEXT_FIELDS},
+        "status": status,
+        "repos": repos,
+        **counts,
+        "total_tokens": total if total is not None else sum(counts.values()),
+        "total_cost_usd": _decimal(record.get("total_cost_usd"), "total_cost_usd") or Decimal(0),
+        "cost_by_model": {
+            str(model): format(_decimal(cost, f"cost_by_model.{model}") or Decimal(0), "f")
+            for model, cost in cost_by_model.items()
+        },
+        "started_at": started,
+        "completed_at": completed,
+        "duration_seconds": duration,
+        "metadata": metadata,
+    }
+
+
+def _operation_row(record: Any, session_id: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise Malformed("an operation must be a JSON object")
+    operation_id = _text(record.get("operation_id"), "operation_id")
+    operation_type = _text(record.get("operation_type"), "operation_type")
+    if not operation_id or not operation_type:
+        raise Malformed("`operation_id` and `operation_type` are required")
+    git = record.get("git")
+    if git is not None and not isinstance(git, dict):
+        raise Malformed("`git` must be an object")
+    flat = {key: record[name] for name, key in _FLAT_GIT.items() if record.get(name) is not None}
+    if git is None and flat:
+        git = flat
+    tool_input = record.get("tool_input")
+    if tool_input is not None and not isinstance(tool_input, dict):
+        tool_input = {"raw": tool_input if isinstance(tool_input, str) else json.dumps(tool_input)}
+    success = record.get("success", True)
+    return {
+        "operation_id": operation_id,
+        "session_id": session_id,
+        "operation_type": operation_type,
+        "timestamp": _time(record.get("timestamp"), "timestamp"),
+        "duration_seconds": _number(record.get("duration_seconds"), "duration_seconds"),
+        "success": True if success is None else bool(success),
+        **{name: _count(record.get(name), name) for name in _OPERATION_COUNTS},
+        **{name: _text(record.get(name), name) for name in _OPERATION_TEXT},
+        "tool_input": tool_input,
+        "git": git,
+    }
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise Malformed(f"`{name}` must be a string")
+
+
+def _count(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Malformed(f"`{name}` must be a whole number")
+    if isinstance(value, float) and not value.is_integer():
+        raise Malformed(f"`{name}` must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise Malformed(f"`{name}` must be a whole number, got {value!r}") from None
+    if number < 0:
+        raise Malformed(f"`{name}` must not be negative")
+    return number
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Malformed(f"`{name}` must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise Malformed(f"`{name}` must be finite")
+    return number
+
+
+def _decimal(value: Any, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise Malformed(f"`{name}` must be a decimal")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise Malformed(f"`{name}` must be a decimal, got {value!r}") from None
+    if not number.is_finite():
+        raise Malformed(f"`{name}` must be finite")
+    return number
+
+
+def _time(value: Any, name: str) -> datetime | None:
+    """ISO 8601 with a T or a space; no offset means UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Malformed(f"`{name}` must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Malformed(f"`{name}` is not ISO 8601: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+async def _write(engine: AsyncEngine, batch: _Batch, report: ImportReport) -> None:
+    if not batch.sessions:
+        return
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    # The last record of a session in one batch wins, as a later write would.
+    session_rows = list({row["id"]: row for row in batch.sessions}.values())
+    operation_rows = list({row["operation_id"]: row for row in batch.operations}.values())
+    async with engine.begin() as conn:
+        if batch.workflows:
+            stmt = insert(workflows)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[workflows.c.id],
+                    set_={"name": sa.func.coalesce(stmt.excluded.name, workflows.c.name)},
+                ),
+                [{"id": key, "name": name} for key, name in batch.workflows.items()],
+            )
+        stmt = insert(sessions)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[sessions.c.id],
+                set_={c.name: stmt.excluded[c.name] for c in sessions.c if c.name != "id"},
+            ),
+            session_rows,
+        )
+        if operation_rows:
+            stmt = insert(operations)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[operations.c.operation_id],
+                    set_={
+                        c.name: stmt.excluded[c.name]
+                        for c in operations.c
+                        if c.name not in {"id", "operation_id"}
+                    },
+                ),
+                operation_rows,
+            )
+    report.sessions += len(session_rows)
+    report.operations += len(operation_rows)
+    report.workflow_ids.update(batch.workflows)
