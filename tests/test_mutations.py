@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -243,3 +244,15 @@ async def test_complete_session_rejects_bad_input_and_changes_nothing(
 
     assert error["extensions"]["field"] == field
     assert await _dump(engine) == before
+
+
+async def test_concurrent_retries_of_one_batch_store_it_once(gql: GraphQLClient) -> None:
+    await _start(gql, id="s-1")
+    batch = [op(f"o{i}") for i in range(200)]
+
+    results = await asyncio.gather(*(gql(RECORD, {"id": "s-1", "ops": batch}) for _ in range(4)))
+
+    recorded = sorted(len(r["recordOperations"]["recordedOperationIds"]) for r in results)
+    assert recorded == [0, 0, 0, 200]
+    count = await gql('{ session(id: "s-1") { operationCount } }')
+    assert count == {"session": {"operationCount": 200}}

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessiongraph.db.tables import operations, sessions, workflows
@@ -76,26 +77,49 @@ async def record_operations(
                 f"Session {session_id!r} is {status}: it records no more operations",
                 field="sessionId",
             )
-        stored = await conn.execute(
-            sa.select(operations.c.operation_id, operations.c.session_id).where(
-                operations.c.operation_id.in_(ids)
-            )
-        )
-        owners: dict[str, str] = {row.operation_id: row.session_id for row in stored}
-        for index, operation_id in enumerate(ids):
-            owner = owners.get(operation_id)
-            if owner is not None and owner != session_id:
-                raise BadUserInput(
-                    f"Operation id {operation_id!r} is already recorded for another session",
-                    field=f"operations[{index}].operationId",
-                )
+        owners = await _owners(conn, ids)
+        _check_owners(owners, ids, session_id)
         new = [row for row in rows if row["operation_id"] not in owners]
         if new:
-            await conn.execute(operations.insert(), new)
+            # A concurrent call (a retried batch) may store some of these first:
+            # skip those rather than fail, then check whom they belong to.
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            stmt = (
+                insert(operations)
+                .on_conflict_do_nothing(index_elements=[operations.c.operation_id])
+                .returning(operations.c.operation_id)
+            )
+            inserted = set((await conn.execute(stmt, new)).scalars().all())
+            raced = [row["operation_id"] for row in new if row["operation_id"] not in inserted]
+            if raced:
+                late = await _owners(conn, raced)
+                _check_owners(late, ids, session_id)
+                owners |= late
+                new = [row for row in new if row["operation_id"] in inserted]
     return Recorded(
         new_ids=[row["operation_id"] for row in new],
         already_present=[i for i in ids if i in owners],
     )
+
+
+async def _owners(conn: AsyncConnection, operation_ids: Sequence[str]) -> dict[str, str]:
+    """The session of each of ``operation_ids`` already stored."""
+    stored = await conn.execute(
+        sa.select(operations.c.operation_id, operations.c.session_id).where(
+            operations.c.operation_id.in_(operation_ids)
+        )
+    )
+    return {row.operation_id: row.session_id for row in stored}
+
+
+def _check_owners(owners: dict[str, str], ids: Sequence[str], session_id: str) -> None:
+    for index, operation_id in enumerate(ids):
+        owner = owners.get(operation_id)
+        if owner is not None and owner != session_id:
+            raise BadUserInput(
+                f"Operation id {operation_id!r} is already recorded for another session",
+                field=f"operations[{index}].operationId",
+            )
 
 
 @dataclass(frozen=True, slots=True)
