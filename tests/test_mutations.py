@@ -256,3 +256,12 @@ async def test_concurrent_retries_of_one_batch_store_it_once(gql: GraphQLClient)
     assert recorded == [0, 0, 0, 200]
     count = await gql('{ session(id: "s-1") { operationCount } }')
     assert count == {"session": {"operationCount": 200}}
+
+
+async def test_concurrent_starts_of_one_id_create_it_once(gql: GraphQLClient) -> None:
+    variables = {"input": {"id": "s-1", "workflowId": "wf-new"}}
+
+    bodies = await asyncio.gather(*(gql.raw(START, variables) for _ in range(4)))
+
+    codes = sorted(b["errors"][0]["extensions"]["code"] if "errors" in b else "OK" for b in bodies)
+    assert codes == ["BAD_USER_INPUT", "BAD_USER_INPUT", "BAD_USER_INPUT", "OK"]

@@ -17,11 +17,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions, workflows
+from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions
+from sessiongraph.db.writes import dialect_insert, upsert_workflows
 
 BATCH_SESSIONS = 200
 
@@ -277,20 +276,13 @@ def _time(value: Any, name: str) -> datetime | None:
 async def _write(engine: AsyncEngine, batch: _Batch, report: ImportReport) -> None:
     if not batch.sessions:
         return
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     # The last record of a session in one batch wins, as a later write would.
     session_rows = list({row["id"]: row for row in batch.sessions}.values())
     operation_rows = list({row["operation_id"]: row for row in batch.operations}.values())
     async with engine.begin() as conn:
+        insert = dialect_insert(conn)
         if batch.workflows:
-            stmt = insert(workflows)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[workflows.c.id],
-                    set_={"name": sa.func.coalesce(stmt.excluded.name, workflows.c.name)},
-                ),
-                [{"id": key, "name": name} for key, name in batch.workflows.items()],
-            )
+            await upsert_workflows(conn, batch.workflows)
         stmt = insert(sessions)
         await conn.execute(
             stmt.on_conflict_do_update(

@@ -31,22 +31,33 @@ async def start_session(
     *, engine: AsyncEngine, row: dict[str, Any], workflow_name: str | None
 ) -> None:
     """Insert a session (and its workflow when new, or name it when a name is given)."""
-    async with engine.begin() as conn:
-        if await _session_status(conn, row["id"]) is not None:
-            raise BadUserInput(f"A session with id {row['id']!r} already exists", field="input.id")
-        if row["workflow_id"] is not None:
-            await _upsert_workflow(conn, row["workflow_id"], workflow_name)
-        await conn.execute(sessions.insert(), [row])
+    taken = BadUserInput(f"A session with id {row['id']!r} already exists", field="input.id")
+    try:
+        async with engine.begin() as conn:
+            if await _session_status(conn, row["id"]) is not None:
+                raise taken
+            if row["workflow_id"] is not None:
+                await upsert_workflows(conn, {row["workflow_id"]: workflow_name})
+            await conn.execute(sessions.insert(), [row])
+    except sa.exc.IntegrityError:  # the same id, started concurrently
+        raise taken from None
 
 
-async def _upsert_workflow(conn: AsyncConnection, workflow_id: str, name: str | None) -> None:
-    found = await conn.scalar(sa.select(sa.func.count()).where(workflows.c.id == workflow_id))
-    if not found:
-        await conn.execute(workflows.insert(), [{"id": workflow_id, "name": name}])
-    elif name is not None:
-        await conn.execute(
-            workflows.update().where(workflows.c.id == workflow_id).values(name=name)
-        )
+def dialect_insert(conn: AsyncConnection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+async def upsert_workflows(conn: AsyncConnection, names: dict[str, str | None]) -> None:
+    """Create the workflows that are new; a name that is not None replaces the stored one."""
+    stmt = dialect_insert(conn)(workflows)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[workflows.c.id],
+            set_={"name": sa.func.coalesce(stmt.excluded.name, workflows.c.name)},
+        ),
+        [{"id": key, "name": name} for key, name in names.items()],
+    )
 
 
 async def _session_status(
@@ -83,9 +94,8 @@ async def record_operations(
         if new:
             # A concurrent call (a retried batch) may store some of these first:
             # skip those rather than fail, then check whom they belong to.
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             stmt = (
-                insert(operations)
+                dialect_insert(conn)(operations)
                 .on_conflict_do_nothing(index_elements=[operations.c.operation_id])
                 .returning(operations.c.operation_id)
             )
