@@ -265,3 +265,76 @@ async def test_concurrent_starts_of_one_id_create_it_once(gql: GraphQLClient) ->
 
     codes = sorted(b["errors"][0]["extensions"]["code"] if "errors" in b else "OK" for b in bodies)
     assert codes == ["BAD_USER_INPUT", "BAD_USER_INPUT", "BAD_USER_INPUT", "OK"]
+
+
+async def test_concurrent_completions_apply_once(gql: GraphQLClient) -> None:
+    await _start(gql, id="s-1")
+    statuses = ["COMPLETED", "FAILED", "CANCELLED"]
+
+    bodies = await asyncio.gather(
+        *(gql.raw(COMPLETE, {"id": "s-1", "status": status}) for status in statuses)
+    )
+
+    winners = [b["data"]["completeSession"]["status"] for b in bodies if "errors" not in b]
+    assert len(winners) == 1
+    final = await gql('{ session(id: "s-1") { status } }')
+    assert final == {"session": {"status": winners[0]}}
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [
+        ({"input": {"agentModel": "a\u0000b"}}, "input.agentModel"),
+        ({"input": {"repos": ["ok", "a\u0000"]}}, "input.repos[1]"),
+        ({"input": {"metadata": {"k": "a\u0000"}}}, "input.metadata.k"),
+        ({"input": {"workflowName": "orphan"}}, "input.workflowName"),
+    ],
+)
+async def test_start_session_refuses_values_a_database_would_not_store(
+    gql: GraphQLClient, variables: dict[str, Any], field: str
+) -> None:
+    error = await gql.error(START, variables, code="BAD_USER_INPUT")
+
+    assert error["extensions"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("ops", "field"),
+    [
+        ([op("bad", toolOutput="a\u0000")], "operations[0].toolOutput"),
+        ([op("bad", toolInput={"k": ["x", "a\u0000"]})], "operations[0].toolInput.k[1]"),
+        (
+            [op("bad", inputTokens=None, totalTokens=None, git={"n": "\u0000"})],
+            "operations[0].git.n",
+        ),
+    ],
+)
+async def test_record_operations_refuses_values_a_database_would_not_store(
+    gql: GraphQLClient, ops: list[dict[str, Any]], field: str
+) -> None:
+    await _start(gql, id="s-1")
+
+    error = await gql.error(RECORD, {"id": "s-1", "ops": ops}, code="BAD_USER_INPUT")
+
+    assert error["extensions"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("cost", "field"),
+    [
+        ("12345678901", "totalCostUsd"),
+        ("1e400", "totalCostUsd"),
+        ("0.00000000001", "totalCostUsd"),
+        ("-1", "totalCostUsd"),
+    ],
+)
+async def test_complete_session_refuses_costs_out_of_range(
+    gql: GraphQLClient, cost: str, field: str
+) -> None:
+    await _start(gql, id="s-1")
+
+    error = await gql.error(
+        COMPLETE, {"id": "s-1", "status": "COMPLETED", "cost": cost}, code="BAD_USER_INPUT"
+    )
+
+    assert error["extensions"]["field"] == field

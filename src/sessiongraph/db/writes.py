@@ -187,4 +187,14 @@ async def complete_session(*, engine: AsyncEngine, session_id: str, completion: 
             values["total_cost_usd"] = completion.total_cost_usd
         if completion.cost_by_model is not None:
             values["cost_by_model"] = completion.cost_by_model
-        await conn.execute(sessions.update().where(sessions.c.id == session_id).values(**values))
+        # Conditional, so of two concurrent completions only one applies (SQLite
+        # has no row lock; on PostgreSQL the FOR UPDATE above already serializes).
+        done = await conn.execute(
+            sessions.update()
+            .where(sessions.c.id == session_id, sessions.c.status.not_in(TERMINAL_STATUSES))
+            .values(**values)
+        )
+        if done.rowcount != 1:
+            raise BadUserInput(
+                f"Session {session_id!r} was completed meanwhile; nothing was changed", field="id"
+            )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,10 +17,17 @@ from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.selection import operation_list_columns
 from sessiongraph.graphql.types import Operation, Session, SessionStatus, given, tool_input_object
+from sessiongraph.inputs import (
+    check_count,
+    check_id,
+    check_json,
+    check_money,
+    check_seconds,
+    check_text,
+)
 
 #: Operations one recordOperations call may carry.
 MAX_OPERATIONS_PER_CALL = 1000
-MAX_ID_LENGTH = 128
 
 
 @strawberry.input(description="A session that starts now (or is about to).")
@@ -98,50 +104,34 @@ class RecordOperationsResult:
     )
 
 
-def _check_id(value: str, field: str) -> str:
-    if not value.strip() or len(value) > MAX_ID_LENGTH or not value.isprintable():
-        raise BadUserInput(
-            f"`{field}` must be 1 to {MAX_ID_LENGTH} printable characters", field=field
-        )
-    return value
-
-
-def _check_count(value: int | None, field: str) -> int | None:
-    if value is not None and value < 0:
-        raise BadUserInput(f"`{field}` must not be negative", field=field)
-    return value
-
-
-def _check_seconds(value: float | None, field: str) -> float | None:
-    if value is not None and (not math.isfinite(value) or value < 0):
-        raise BadUserInput(f"`{field}` must be a finite, non-negative number", field=field)
-    return value
-
-
 def _operation_row(session_id: str, op: OperationInput, index: int) -> dict[str, Any]:
     at = f"operations[{index}]"
     if not op.operation_type.strip():
         raise BadUserInput(f"`{at}.operationType` must not be empty", field=f"{at}.operationType")
-    git = given(op.git)
+    git = check_json(given(op.git), f"{at}.git")
     if git is not None and not isinstance(git, dict):
         raise BadUserInput(f"`{at}.git` must be a JSON object", field=f"{at}.git")
+
+    def text(name: str, value: str | None) -> str | None:
+        return check_text(given(value), f"{at}.{name}")
+
     return {
-        "operation_id": _check_id(op.operation_id, f"{at}.operationId"),
+        "operation_id": check_id(op.operation_id, f"{at}.operationId"),
         "session_id": session_id,
-        "operation_type": op.operation_type,
+        "operation_type": text("operationType", op.operation_type),
         "timestamp": given(op.timestamp),
-        "duration_seconds": _check_seconds(given(op.duration_seconds), f"{at}.durationSeconds"),
+        "duration_seconds": check_seconds(given(op.duration_seconds), f"{at}.durationSeconds"),
         "success": op.success,
-        "input_tokens": _check_count(given(op.input_tokens), f"{at}.inputTokens"),
-        "output_tokens": _check_count(given(op.output_tokens), f"{at}.outputTokens"),
-        "total_tokens": _check_count(given(op.total_tokens), f"{at}.totalTokens"),
-        "tool_name": given(op.tool_name),
-        "tool_use_id": given(op.tool_use_id),
-        "tool_input": tool_input_object(given(op.tool_input)),
-        "tool_output": given(op.tool_output),
-        "message_role": given(op.message_role),
-        "message_content": given(op.message_content),
-        "thinking_content": given(op.thinking_content),
+        "input_tokens": check_count(given(op.input_tokens), f"{at}.inputTokens"),
+        "output_tokens": check_count(given(op.output_tokens), f"{at}.outputTokens"),
+        "total_tokens": check_count(given(op.total_tokens), f"{at}.totalTokens"),
+        "tool_name": text("toolName", op.tool_name),
+        "tool_use_id": text("toolUseId", op.tool_use_id),
+        "tool_input": tool_input_object(check_json(given(op.tool_input), f"{at}.toolInput")),
+        "tool_output": text("toolOutput", op.tool_output),
+        "message_role": text("messageRole", op.message_role),
+        "message_content": text("messageContent", op.message_content),
+        "thinking_content": text("thinkingContent", op.thinking_content),
         "git": git,
     }
 
@@ -167,34 +157,47 @@ class Mutation:
             )
         session_id = given(input.id)
         session_id = (
-            _check_id(session_id, "input.id") if session_id is not None else str(uuid.uuid4())
+            check_id(session_id, "input.id") if session_id is not None else str(uuid.uuid4())
         )
         workflow_id = given(input.workflow_id)
+        workflow_name = check_text(given(input.workflow_name), "input.workflowName")
         if workflow_id is not None:
-            _check_id(workflow_id, "input.workflowId")
-        metadata = given(input.metadata)
+            check_id(workflow_id, "input.workflowId")
+        elif workflow_name is not None:
+            raise BadUserInput(
+                "`input.workflowName` names a workflow: give its `workflowId` too",
+                field="input.workflowName",
+            )
+        metadata = check_json(given(input.metadata), "input.metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise BadUserInput("`input.metadata` must be a JSON object", field="input.metadata")
+        repos = given(input.repos) or []
+        for index, repo in enumerate(repos):
+            check_text(repo, f"input.repos[{index}]")
+
+        def text(name: str) -> str | None:
+            head, *rest = name.split("_")
+            graphql_name = head + "".join(word.capitalize() for word in rest)
+            return check_text(given(getattr(input, name)), f"input.{graphql_name}")
+
         started_at = given(input.started_at)
         if started_at is None and input.status is SessionStatus.RUNNING:
             started_at = datetime.now(UTC)
         row: dict[str, Any] = {
             "id": session_id,
             "workflow_id": workflow_id,
-            "execution_id": given(input.execution_id),
-            "phase_id": given(input.phase_id),
-            "milestone_id": given(input.milestone_id),
+            "execution_id": text("execution_id"),
+            "phase_id": text("phase_id"),
+            "milestone_id": text("milestone_id"),
             "status": input.status.name.lower(),
-            "agent_provider": given(input.agent_provider),
-            "agent_model": given(input.agent_model),
-            "repos": given(input.repos) or [],
-            "workspace_path": given(input.workspace_path),
+            "agent_provider": text("agent_provider"),
+            "agent_model": text("agent_model"),
+            "repos": repos,
+            "workspace_path": text("workspace_path"),
             "started_at": started_at,
             "metadata": metadata or {},
         }
-        await writes.start_session(
-            engine=info.context.engine, row=row, workflow_name=given(input.workflow_name)
-        )
+        await writes.start_session(engine=info.context.engine, row=row, workflow_name=workflow_name)
         return await _session(info, session_id)
 
     @strawberry.mutation(
@@ -210,6 +213,7 @@ class Mutation:
             list[OperationInput], strawberry.argument(description="The operations, in order.")
         ],
     ) -> RecordOperationsResult:
+        check_id(session_id, "sessionId")
         if not 1 <= len(operations) <= MAX_OPERATIONS_PER_CALL:
             raise BadUserInput(
                 f"Send 1 to {MAX_OPERATIONS_PER_CALL} operations per call, got {len(operations)}",
@@ -277,19 +281,24 @@ class Mutation:
             raise BadUserInput(
                 "A session completes as COMPLETED, FAILED or CANCELLED", field="status"
             )
+        check_id(id, "id")
         costs = given(cost_by_model)
-        if costs is not None and len({c.model for c in costs}) != len(costs):
-            raise BadUserInput("`costByModel` names a model twice", field="costByModel")
+        if costs is not None:
+            if len({c.model for c in costs}) != len(costs):
+                raise BadUserInput("`costByModel` names a model twice", field="costByModel")
+            for index, cost in enumerate(costs):
+                check_text(cost.model, f"costByModel[{index}].model")
+                check_money(cost.cost_usd, f"costByModel[{index}].costUsd")
         completion = Completion(
             status=status.name.lower(),
             completed_at=given(completed_at) or datetime.now(UTC),
-            error_message=given(error_message),
-            input_tokens=_check_count(given(input_tokens), "inputTokens"),
-            output_tokens=_check_count(given(output_tokens), "outputTokens"),
-            cache_creation_tokens=_check_count(given(cache_creation_tokens), "cacheCreationTokens"),
-            cache_read_tokens=_check_count(given(cache_read_tokens), "cacheReadTokens"),
-            total_tokens=_check_count(given(total_tokens), "totalTokens"),
-            total_cost_usd=given(total_cost_usd),
+            error_message=check_text(given(error_message), "errorMessage"),
+            input_tokens=check_count(given(input_tokens), "inputTokens"),
+            output_tokens=check_count(given(output_tokens), "outputTokens"),
+            cache_creation_tokens=check_count(given(cache_creation_tokens), "cacheCreationTokens"),
+            cache_read_tokens=check_count(given(cache_read_tokens), "cacheReadTokens"),
+            total_tokens=check_count(given(total_tokens), "totalTokens"),
+            total_cost_usd=check_money(given(total_cost_usd), "totalCostUsd"),
             cost_by_model=(
                 {c.model: format(c.cost_usd, "f") for c in costs} if costs is not None else None
             ),

@@ -1,0 +1,74 @@
+"""Checks for values written to the database, shared by the mutations and the importer.
+
+Each raises ``BadUserInput`` naming the field, so a value the database would
+refuse (or store differently on SQLite and PostgreSQL) never reaches it.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+from sessiongraph.errors import BadUserInput
+
+MAX_ID_LENGTH = 128
+MAX_COUNT = 2**63 - 1  # BIGINT
+#: Money columns are NUMERIC(20, 10): below 10^10, at most 10 decimal places.
+MONEY_LIMIT = Decimal(10) ** 10
+MONEY_PLACES = 10
+
+
+def check_id(value: str, field: str) -> str:
+    if not value.strip() or len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise BadUserInput(
+            f"`{field}` must be 1 to {MAX_ID_LENGTH} printable characters", field=field
+        )
+    return value
+
+
+def check_text(value: str | None, field: str) -> str | None:
+    if value is not None and "\x00" in value:
+        raise BadUserInput(f"`{field}` must not contain NUL characters", field=field)
+    return value
+
+
+def check_json(value: Any, field: str) -> Any:
+    """A JSON value every database stores alike: no NUL, no NaN or infinity."""
+    if isinstance(value, str):
+        check_text(value, field)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise BadUserInput(f"`{field}` must not contain NaN or infinity", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, field)
+            check_json(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json(item, f"{field}[{index}]")
+    return value
+
+
+def check_count(value: int | None, field: str) -> int | None:
+    if value is not None and not 0 <= value <= MAX_COUNT:
+        raise BadUserInput(f"`{field}` must be between 0 and {MAX_COUNT}", field=field)
+    return value
+
+
+def check_seconds(value: float | None, field: str) -> float | None:
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise BadUserInput(f"`{field}` must be a finite, non-negative number", field=field)
+    return value
+
+
+def check_money(value: Decimal | None, field: str) -> Decimal | None:
+    if value is None:
+        return None
+    in_range = value.is_finite() and 0 <= value < MONEY_LIMIT
+    if not in_range or value != value.quantize(Decimal(1).scaleb(-MONEY_PLACES)):
+        raise BadUserInput(
+            f"`{field}` must be a dollar amount from 0 to below {MONEY_LIMIT:,} "
+            f"with at most {MONEY_PLACES} decimal places",
+            field=field,
+        )
+    return value
