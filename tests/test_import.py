@@ -143,10 +143,51 @@ async def test_json_lines_skip_and_report_malformed_records(
     report = await import_file(engine, path)
 
     assert (report.sessions, report.operations) == (3, 6)
-    assert [line for line, _ in report.skipped] == [2, 4, 6, 7]
+    assert [where for where, _ in report.skipped] == ["line 2", "line 4", "line 6", "line 7"]
     assert "not JSON" in report.skipped[0][1]
     assert "archived" in report.skipped[1][1]
     assert "total_cost_usd" in report.skipped[2][1]
     assert "operation #2" in report.skipped[3][1]
     data = await gql("{ sessions { totalCount } }")
     assert data == {"sessions": {"totalCount": 3}}
+
+
+async def test_values_a_database_would_refuse_are_skipped_not_fatal(
+    gql: GraphQLClient, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    bad_records = [
+        rest_session("s-nul", agent_model="a\u0000b"),
+        rest_session("s-big", input_tokens=10**20),
+        rest_session("s-old", started_at="0001-01-01T00:30:00+01:00"),
+        rest_session("s-rich", total_cost_usd="12345678901"),
+        rest_session("s-long" + "x" * 200),
+        rest_session(
+            "s-flag",
+            status="completed",
+            operations=[{"operation_id": "f", "operation_type": "t", "success": "false"}],
+        ),
+    ]
+    lines = [json.dumps(r) for r in bad_records]
+    lines.insert(2, '{"id": "s-nan", "status": "running", "metadata": {"x": NaN}}')
+    lines.append(json.dumps(rest_session("s-good")))
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    report = await import_file(engine, path)
+
+    assert report.sessions == 2  # s-good, and s-flag without its bad operation
+    assert len(report.skipped) == 7
+    data = await gql("{ sessions { nodes { id operationCount } } }")
+    assert sorted((n["id"], n["operationCount"]) for n in data["sessions"]["nodes"]) == [
+        ("s-flag", 0),
+        ("s-good", 2),
+    ]
+
+
+async def test_single_document_reports_record_numbers(engine: AsyncEngine, tmp_path: Path) -> None:
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps([rest_session("s-1"), rest_session("s-2", status="nope")], indent=2))
+
+    report = await import_file(engine, path)
+
+    assert report.skipped == [("record 2", "unknown status 'nope'")]

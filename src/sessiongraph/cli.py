@@ -256,8 +256,12 @@ def import_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     def show(report: ImportReport) -> None:
-        print(f"\r  {report.sessions} sessions, {report.operations} operations", end="",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"\r  {report.sessions} sessions, {report.operations} operations",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def run() -> ImportReport:
         engine = _engine(args)
@@ -273,12 +277,15 @@ def import_command(args: argparse.Namespace) -> int:
     except SchemaBehind as error:
         print(error, file=sys.stderr)
         return 1
+    except UnicodeDecodeError as error:
+        print(f"{args.file} is not UTF-8 text: {error.reason}", file=sys.stderr)
+        return 2
     print(
         f"\rImported {report.sessions} sessions, {report.operations} operations and "
         f"{report.workflows} workflows in {time.perf_counter() - started:.1f}s; "
         f"skipped {len(report.skipped)}.",
         file=sys.stderr,
     )
-    for line, reason in report.skipped:
-        print(f"  line {line}: {reason}", file=sys.stderr)
+    for where, reason in report.skipped:
+        print(f"  {where}: {reason}", file=sys.stderr)
     return 0 if not report.skipped else 3

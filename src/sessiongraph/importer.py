@@ -17,18 +17,34 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions
 from sessiongraph.db.writes import dialect_insert, upsert_workflows
+from sessiongraph.errors import BadUserInput
+from sessiongraph.inputs import check_count, check_id, check_json, check_money
 
 BATCH_SESSIONS = 200
 
-_TEXT_FIELDS = ("execution_id", "phase_id", "milestone_id", "agent_provider", "agent_model",
-                "workspace_path", "error_message")  # fmt: skip
+_TEXT_FIELDS = (
+    "execution_id",
+    "phase_id",
+    "milestone_id",
+    "agent_provider",
+    "agent_model",
+    "workspace_path",
+    "error_message",
+)
 _COUNT_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
-_OPERATION_TEXT = ("tool_name", "tool_use_id", "tool_output", "message_role", "message_content",
-                   "thinking_content")  # fmt: skip
+_OPERATION_TEXT = (
+    "tool_name",
+    "tool_use_id",
+    "tool_output",
+    "message_role",
+    "message_content",
+    "thinking_content",
+)
 _OPERATION_COUNTS = ("input_tokens", "output_tokens", "total_tokens")
 _FLAT_GIT = {"git_sha": "sha", "git_message": "message", "git_branch": "branch", "git_repo": "repo"}
 
@@ -42,8 +58,8 @@ class ImportReport:
     sessions: int = 0
     operations: int = 0
     workflow_ids: set[str] = field(default_factory=set)
-    #: (line, reason) of every record or operation left out.
-    skipped: list[tuple[int, str]] = field(default_factory=list)
+    #: (where, reason) of every record or operation left out.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def workflows(self) -> int:
@@ -52,35 +68,50 @@ class ImportReport:
 
 @dataclass
 class _Batch:
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-    operations: list[dict[str, Any]] = field(default_factory=list)
-    workflows: dict[str, str | None] = field(default_factory=dict)
+    #: (where, session row, its operation rows, its workflow's name)
+    records: list[tuple[str, dict[str, Any], list[dict[str, Any]], str | None]] = field(
+        default_factory=list
+    )
 
 
-def read_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line, session record) pairs; a line that is not JSON yields a Malformed."""
+def _no_constants(name: str) -> Any:
+    raise Malformed(f"{name} is not a JSON value any database stores")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_no_constants)
+
+
+def read_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """(where, session record) pairs; a line that is not JSON yields a Malformed.
+
+    ``where`` is ``line N`` in JSON Lines, ``record N`` in a single document.
+    """
     text = path.read_text(encoding="utf-8")
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
+        document = _loads(text)
+    except (json.JSONDecodeError, Malformed):
         document = None
         lines = text.splitlines()
     else:
         lines = []
     if document is not None:
-        for record in _sessions_in(document):
-            yield 1, record
+        for index, record in enumerate(_sessions_in(document), 1):
+            yield f"record {index}", record
         return
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            parsed = json.loads(line)
+            parsed = _loads(line)
         except json.JSONDecodeError as error:
-            yield number, Malformed(f"not JSON: {error.msg}")
+            yield f"line {number}", Malformed(f"not JSON: {error.msg}")
+            continue
+        except Malformed as error:
+            yield f"line {number}", error
             continue
         for record in _sessions_in(parsed):
-            yield number, record
+            yield f"line {number}", record
 
 
 def _sessions_in(document: Any) -> list[Any]:
@@ -99,15 +130,18 @@ async def import_file(
 ) -> ImportReport:
     report = ImportReport()
     batch = _Batch()
-    for line, record in read_records(path):
+    for where, record in read_records(path):
         try:
             if isinstance(record, Malformed):
                 raise record
-            _add(batch, record, line, report)
+            _add(batch, record, where, report)
         except Malformed as error:
-            report.skipped.append((line, str(error)))
+            report.skipped.append((where, str(error)))
             continue
-        if len(batch.sessions) >= BATCH_SESSIONS:
+        except BadUserInput as error:
+            report.skipped.append((where, error.message))
+            continue
+        if len(batch.records) >= BATCH_SESSIONS:
             await _write(engine, batch, report)
             batch = _Batch()
             if progress:
@@ -116,10 +150,11 @@ async def import_file(
     return report
 
 
-def _add(batch: _Batch, record: Any, line: int, report: ImportReport) -> None:
+def _add(batch: _Batch, record: Any, where: str, report: ImportReport) -> None:
     if not isinstance(record, dict):
         raise Malformed("a session record must be a JSON object")
     row = _session_row(record)
+    workflow_name = _text(record.get("workflow_name"), "workflow_name")
     ops = record.get("operations") or []
     if not isinstance(ops, list):
         raise Malformed("`operations` must be a list")
@@ -127,19 +162,18 @@ def _add(batch: _Batch, record: Any, line: int, report: ImportReport) -> None:
     for index, operation in enumerate(ops):
         try:
             rows.append(_operation_row(operation, row["id"]))
-        except Malformed as error:
-            report.skipped.append((line, f"session {row['id']}, operation #{index}: {error}"))
-    batch.sessions.append(row)
-    batch.operations.extend(rows)
-    if row["workflow_id"] is not None:
-        name = _text(record.get("workflow_name"), "workflow_name")
-        batch.workflows[row["workflow_id"]] = name or batch.workflows.get(row["workflow_id"])
+        except (Malformed, BadUserInput) as error:
+            reason = error.message if isinstance(error, BadUserInput) else str(error)
+            report.skipped.append((where, f"session {row['id']}, operation #{index}: {reason}"))
+    batch.records.append((where, row, rows, workflow_name))
 
 
 def _session_row(record: dict[str, Any]) -> dict[str, Any]:
     session_id = _text(record.get("id"), "id")
     if not session_id:
         raise Malformed("`id` is missing")
+    check_id(session_id, "id")
+    check_json({key: value for key, value in record.items() if key != "operations"}, "session")
     status = _text(record.get("status"), "status")
     if status not in SESSION_STATUSES:
         raise Malformed(f"unknown status {status!r}")
@@ -167,9 +201,9 @@ def _session_row(record: dict[str, Any]) -> dict[str, Any]:
         "repos": repos,
         **counts,
         "total_tokens": total if total is not None else sum(counts.values()),
-        "total_cost_usd": _decimal(record.get("total_cost_usd"), "total_cost_usd") or Decimal(0),
+        "total_cost_usd": _money(record.get("total_cost_usd"), "total_cost_usd"),
         "cost_by_model": {
-            str(model): format(_decimal(cost, f"cost_by_model.{model}") or Decimal(0), "f")
+            str(model): format(_money(cost, f"cost_by_model.{model}"), "f")
             for model, cost in cost_by_model.items()
         },
         "started_at": started,
@@ -186,6 +220,8 @@ def _operation_row(record: Any, session_id: str) -> dict[str, Any]:
     operation_type = _text(record.get("operation_type"), "operation_type")
     if not operation_id or not operation_type:
         raise Malformed("`operation_id` and `operation_type` are required")
+    check_id(operation_id, "operation_id")
+    check_json(record, "operation")
     git = record.get("git")
     if git is not None and not isinstance(git, dict):
         raise Malformed("`git` must be an object")
@@ -196,13 +232,15 @@ def _operation_row(record: Any, session_id: str) -> dict[str, Any]:
     if tool_input is not None and not isinstance(tool_input, dict):
         tool_input = {"raw": tool_input if isinstance(tool_input, str) else json.dumps(tool_input)}
     success = record.get("success", True)
+    if success is not None and not isinstance(success, bool):
+        raise Malformed("`success` must be true or false")
     return {
         "operation_id": operation_id,
         "session_id": session_id,
         "operation_type": operation_type,
         "timestamp": _time(record.get("timestamp"), "timestamp"),
         "duration_seconds": _number(record.get("duration_seconds"), "duration_seconds"),
-        "success": True if success is None else bool(success),
+        "success": True if success is None else success,
         **{name: _count(record.get(name), name) for name in _OPERATION_COUNTS},
         **{name: _text(record.get(name), name) for name in _OPERATION_TEXT},
         "tool_input": tool_input,
@@ -229,14 +267,15 @@ def _count(value: Any, name: str) -> int | None:
         number = int(value)
     except ValueError:
         raise Malformed(f"`{name}` must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise Malformed(f"`{name}` must not be negative")
+    check_count(number, name)
     return number
 
 
 def _number(value: Any, name: str) -> float | None:
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise Malformed(f"`{name}` must be a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -244,6 +283,11 @@ def _number(value: Any, name: str) -> float | None:
     if not math.isfinite(number):
         raise Malformed(f"`{name}` must be finite")
     return number
+
+
+def _money(value: Any, name: str) -> Decimal:
+    amount = _decimal(value, name)
+    return check_money(amount, name) or Decimal(0)
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
@@ -268,21 +312,45 @@ def _time(value: Any, name: str) -> datetime | None:
         raise Malformed(f"`{name}` must be an ISO 8601 string")
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise Malformed(f"`{name}` is not ISO 8601: {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise Malformed(f"`{name}` is not an ISO 8601 time in range: {value!r}") from None
 
 
 async def _write(engine: AsyncEngine, batch: _Batch, report: ImportReport) -> None:
-    if not batch.sessions:
+    """One transaction for the batch; should the database refuse it, record by record,
+    so one bad record is reported and skipped instead of aborting the import."""
+    if not batch.records:
         return
-    # The last record of a session in one batch wins, as a later write would.
-    session_rows = list({row["id"]: row for row in batch.sessions}.values())
-    operation_rows = list({row["operation_id"]: row for row in batch.operations}.values())
+    try:
+        await _store(engine, batch.records, report)
+    except sa.exc.DBAPIError:
+        for record in batch.records:
+            try:
+                await _store(engine, [record], report)
+            except sa.exc.DBAPIError as error:
+                reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
+                report.skipped.append((record[0], f"the database refused it: {reason}"))
+
+
+async def _store(
+    engine: AsyncEngine,
+    records: list[tuple[str, dict[str, Any], list[dict[str, Any]], str | None]],
+    report: ImportReport,
+) -> None:
+    # The last record of a session (or operation) in one batch wins, as a later write would.
+    session_rows = list({row["id"]: row for _, row, _, _ in records}.values())
+    operation_rows = list(
+        {op["operation_id"]: op for _, _, ops, _ in records for op in ops}.values()
+    )
+    workflow_names: dict[str, str | None] = {}
+    for _, row, _, name in records:
+        if row["workflow_id"] is not None:
+            workflow_names[row["workflow_id"]] = name or workflow_names.get(row["workflow_id"])
     async with engine.begin() as conn:
         insert = dialect_insert(conn)
-        if batch.workflows:
-            await upsert_workflows(conn, batch.workflows)
+        if workflow_names:
+            await upsert_workflows(conn, workflow_names)
         stmt = insert(sessions)
         await conn.execute(
             stmt.on_conflict_do_update(
@@ -293,17 +361,19 @@ async def _write(engine: AsyncEngine, batch: _Batch, report: ImportReport) -> No
         )
         if operation_rows:
             stmt = insert(operations)
+            # An operation stays with the session that first recorded it.
             await conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[operations.c.operation_id],
                     set_={
                         c.name: stmt.excluded[c.name]
                         for c in operations.c
-                        if c.name not in {"id", "operation_id"}
+                        if c.name not in {"id", "operation_id", "session_id"}
                     },
+                    where=operations.c.session_id == stmt.excluded.session_id,
                 ),
                 operation_rows,
             )
     report.sessions += len(session_rows)
     report.operations += len(operation_rows)
-    report.workflow_ids.update(batch.workflows)
+    report.workflow_ids.update(workflow_names)
