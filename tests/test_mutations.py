@@ -338,3 +338,22 @@ async def test_complete_session_refuses_costs_out_of_range(
     )
 
     assert error["extensions"]["field"] == field
+
+
+async def test_recording_racing_completion_is_all_or_nothing(gql: GraphQLClient) -> None:
+    for round_ in range(10):
+        session_id = f"s-{round_}"
+        await _start(gql, id=session_id)
+        batch = [op(f"{session_id}-{i}") for i in range(50)]
+
+        recorded, completed = await asyncio.gather(
+            gql.raw(RECORD, {"id": session_id, "ops": batch}),
+            gql.raw(COMPLETE, {"id": session_id, "status": "COMPLETED"}),
+        )
+
+        assert "errors" not in completed
+        count = await gql(
+            "query ($id: String!) { session(id: $id) { operationCount } }", {"id": session_id}
+        )
+        stored = count["session"]["operationCount"]
+        assert stored == (0 if "errors" in recorded else 50)

@@ -83,11 +83,7 @@ async def record_operations(
         status = await _session_status(conn, session_id, lock=True)
         if status is None:
             raise BadUserInput(f"No session with id {session_id!r}", field="sessionId")
-        if status in TERMINAL_STATUSES:
-            raise BadUserInput(
-                f"Session {session_id!r} is {status}: it records no more operations",
-                field="sessionId",
-            )
+        _refuse_if_finished(session_id, status)
         owners = await _owners(conn, ids)
         _check_owners(owners, ids, session_id)
         new = [row for row in rows if row["operation_id"] not in owners]
@@ -106,10 +102,22 @@ async def record_operations(
                 _check_owners(late, ids, session_id)
                 owners |= late
                 new = [row for row in new if row["operation_id"] in inserted]
+            # Holding the write lock now, look again: on SQLite (no row locks) the
+            # session may have been completed since it was first read.
+            if conn.dialect.name == "sqlite":
+                _refuse_if_finished(session_id, await _session_status(conn, session_id))
     return Recorded(
         new_ids=[row["operation_id"] for row in new],
         already_present=[i for i in ids if i in owners],
     )
+
+
+def _refuse_if_finished(session_id: str, status: str | None) -> None:
+    if status in TERMINAL_STATUSES:
+        raise BadUserInput(
+            f"Session {session_id!r} is {status}: it records no more operations",
+            field="sessionId",
+        )
 
 
 async def _owners(conn: AsyncConnection, operation_ids: Sequence[str]) -> dict[str, str]:
