@@ -12,8 +12,8 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions
 from sessiongraph.db.writes import dialect_insert, upsert_workflows
 from sessiongraph.errors import BadUserInput
-from sessiongraph.inputs import check_count, check_id, check_json, check_money
+from sessiongraph.inputs import (
+    check_count,
+    check_id,
+    check_json,
+    check_money,
+    parse_datetime,
+    parse_decimal,
+)
 
 BATCH_SESSIONS = 200
 
@@ -291,30 +298,11 @@ def _money(value: Any, name: str) -> Decimal:
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise Malformed(f"`{name}` must be a decimal")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise Malformed(f"`{name}` must be a decimal, got {value!r}") from None
-    if not number.is_finite():
-        raise Malformed(f"`{name}` must be finite")
-    return number
+    return None if value is None else parse_decimal(value, name)
 
 
 def _time(value: Any, name: str) -> datetime | None:
-    """ISO 8601 with a T or a space; no offset means UTC."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise Malformed(f"`{name}` must be an ISO 8601 string")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise Malformed(f"`{name}` is not an ISO 8601 time in range: {value!r}") from None
+    return None if value is None else parse_datetime(value, name)
 
 
 async def _write(engine: AsyncEngine, batch: _Batch, report: ImportReport) -> None:

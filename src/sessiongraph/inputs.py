@@ -7,7 +7,8 @@ refuse (or store differently on SQLite and PostgreSQL) never reaches it.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sessiongraph.errors import BadUserInput
@@ -72,3 +73,33 @@ def check_money(value: Decimal | None, field: str) -> Decimal | None:
             field=field,
         )
     return value
+
+
+def parse_datetime(value: object, field: str | None = None) -> datetime:
+    """ISO 8601 with ``T`` or a space, in UTC; a value without an offset is taken as UTC."""
+    what, named = (f"`{field}`", {"field": field}) if field else ("DateTime", {})
+    if not isinstance(value, str):
+        raise BadUserInput(f"{what} must be an ISO 8601 string", **named)
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadUserInput(
+            f"{what} must be an ISO 8601 time in range, e.g. 2026-04-18T08:00:00+00:00; "
+            f"got {value!r}",
+            **named,
+        ) from None
+
+
+def parse_decimal(value: object, field: str | None = None) -> Decimal:
+    """A finite decimal from a string or a number (a string keeps every digit)."""
+    what, named = (f"`{field}`", {"field": field}) if field else ("Decimal", {})
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadUserInput(f"{what} must be a decimal string or a number", **named)
+    try:
+        parsed = Decimal(str(value))
+    except InvalidOperation:
+        raise BadUserInput(f"{what} must be a decimal, got {value!r}", **named) from None
+    if not parsed.is_finite():
+        raise BadUserInput(f"{what} must be finite, got {value!r}", **named)
+    return parsed

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NewType
 
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from sessiongraph.errors import BadUserInput
+from sessiongraph.inputs import parse_datetime, parse_decimal
 
 
 def serialize_datetime(value: datetime) -> str:
@@ -18,37 +18,10 @@ def serialize_datetime(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def parse_datetime(value: object) -> datetime:
-    """ISO 8601 with ``T`` or a space; a value without an offset is taken as UTC."""
-    if not isinstance(value, str):
-        raise BadUserInput(f"DateTime must be an ISO 8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise BadUserInput(
-            f"Invalid DateTime {value!r}: expected ISO 8601, e.g. 2026-04-18T08:00:00+00:00"
-        ) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def serialize_decimal(value: Decimal) -> str:
     """Plain notation without trailing zeros: ``0.0438``, ``12.5``, ``100``, ``0``."""
     text = format(value.normalize(), "f")
     return "0" if text in {"-0", ""} else text
-
-
-def parse_decimal(value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BadUserInput("Decimal must be a string or a number")
-    try:
-        parsed = Decimal(str(value))
-    except InvalidOperation:
-        raise BadUserInput(f"Invalid Decimal {value!r}") from None
-    if not parsed.is_finite():
-        raise BadUserInput(f"Invalid Decimal {value!r}: must be finite")
-    return parsed
 
 
 def _identity(value: Any) -> Any:

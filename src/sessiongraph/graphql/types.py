@@ -19,8 +19,9 @@ from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
 from sessiongraph.graphql.loaders import OperationPageKey
-from sessiongraph.graphql.scalars import JSON, parse_decimal
+from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.selection import operation_columns
+from sessiongraph.inputs import parse_decimal
 
 OPERATIONS_SCOPE = "operations"
 MAX_OPERATIONS_PAGE = 1000
