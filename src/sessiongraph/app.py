@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL at /graphql, health at /healthz."""
+"""The ASGI application: GraphQL at /graphql (HTTP and WebSocket), health at /healthz."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate, queries
 from sessiongraph.db.engine import create_engine
+from sessiongraph.events import create_broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.schema import schema
@@ -30,15 +32,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     engine = create_engine(settings)
     cursors = CursorCodec(settings.cursor_secret)
+    events = create_broker(engine, capacity=settings.subscriber_queue_size)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         # The embedded SQLite default upgrades itself; a shared server is upgraded
         # deliberately, with `sessiongraph db upgrade`.
         await migrate.ensure_current(engine, auto_upgrade=settings.is_sqlite)
+        await events.start()
         try:
             yield
         finally:
+            await events.stop()
             await queries.drain()
             await engine.dispose()
 
@@ -57,15 +62,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = GraphQLView(
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,
-        context_factory=lambda: Context.create(engine, settings, cursors),
+        context_factory=lambda: Context.create(engine, settings, cursors, events),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_seconds),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions,
+        keepalive_seconds=settings.ws_keepalive_seconds,
     )
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
         ],
         lifespan=lifespan,
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.events = events
     return app

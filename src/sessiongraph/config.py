@@ -42,6 +42,26 @@ class Settings(BaseSettings):
         "(0 = no limit).",
     )
 
+    ws_connection_init_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="WebSocket: how long a new connection may take to send connection_init "
+        "before it is closed (4408).",
+    )
+    ws_max_subscriptions: int = Field(
+        default=50, ge=1, description="WebSocket: operations one connection may run at once."
+    )
+    ws_keepalive_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="WebSocket: interval of the server's protocol pings (0 = none).",
+    )
+    subscriber_queue_size: int = Field(
+        default=100,
+        ge=1,
+        description="Events one subscription may fall behind before it ends with EVENTS_MISSED.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

@@ -12,6 +12,8 @@ class ErrorCode(StrEnum):
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     INTERNAL = "INTERNAL"
+    #: A subscription's stream has a gap: re-read what it watches, then subscribe again.
+    EVENTS_MISSED = "EVENTS_MISSED"
 
 
 class ApiError(Exception):
@@ -41,3 +43,21 @@ class QueryTimeout(ApiError):
     """The database cancelled a statement that ran past the statement timeout."""
 
     code = ErrorCode.QUERY_TOO_COMPLEX
+
+
+class LimitExceeded(ApiError):
+    """A request went past one of the server's configured limits."""
+
+    code = ErrorCode.QUERY_TOO_COMPLEX
+
+
+class EventsMissed(ApiError):
+    """A subscriber fell behind, or the event feed was interrupted: events were lost."""
+
+    code = ErrorCode.EVENTS_MISSED
+
+
+class InternalError(ApiError):
+    """The server failed; the cause is logged, never shown."""
+
+    code = ErrorCode.INTERNAL

@@ -268,6 +268,40 @@ async def fetch_operations_by_id(
     return {row["operation_id"]: row for row in await _all(engine, stmt)}
 
 
+async def fetch_recorded_operations(
+    *, engine: AsyncEngine, session_id: str, rows: tuple[int, int], columns: Iterable[str] = ()
+) -> Sequence[RowMapping]:
+    """The operations one batch stored: ``rows`` is its first and last ``operations.id``."""
+    selected = [operations.c[n] for n in (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))]
+    stmt = (
+        sa.select(*selected)
+        .where(operations.c.session_id == session_id, operations.c.id.between(*rows))
+        .order_by(operations.c.id)
+    )
+    return await _all(engine, stmt)
+
+
+async def fetch_sessions_for_filter(
+    *, engine: AsyncEngine, ids: Sequence[str], filters: SessionFilter
+) -> dict[str, RowMapping]:
+    """The sessions of ``ids``, each with ``matches`` (it passes ``filters``) and
+    ``matches_but_status`` (it passes them all but the status condition)."""
+    unstatused = replace(filters, statuses=())
+    stmt = sa.select(
+        sessions,
+        _all_true(_session_conditions(filters)).label("matches"),
+        _all_true(_session_conditions(unstatused)).label("matches_but_status"),
+    ).where(sessions.c.id.in_(ids))
+    return {row["id"]: row for row in await _all(engine, stmt)}
+
+
+def _all_true(conditions: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
+    # NULL (an undated session against a time bound) counts as false, as in WHERE.
+    if not conditions:
+        return sa.true()
+    return sa.func.coalesce(sa.and_(*conditions), sa.false())
+
+
 async def fetch_workflows(*, engine: AsyncEngine, ids: Sequence[str]) -> dict[str, RowMapping]:
     rows = await _all(engine, sa.select(workflows).where(workflows.c.id.in_(ids)))
     return {row["id"]: row for row in rows}

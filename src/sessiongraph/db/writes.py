@@ -25,6 +25,8 @@ class Recorded:
 
     new_ids: list[str]
     already_present: list[str]
+    #: The first and last ``operations.id`` stored by the call; None when it stored none.
+    rows: tuple[int, int] | None = None
 
 
 async def start_session(
@@ -87,15 +89,17 @@ async def record_operations(
         owners = await _owners(conn, ids)
         _check_owners(owners, ids, session_id)
         new = [row for row in rows if row["operation_id"] not in owners]
+        keys: dict[str, int] = {}  # operation id -> operations.id, for those stored now
         if new:
             # A concurrent call (a retried batch) may store some of these first:
             # skip those rather than fail, then check whom they belong to.
             stmt = (
                 dialect_insert(conn)(operations)
                 .on_conflict_do_nothing(index_elements=[operations.c.operation_id])
-                .returning(operations.c.operation_id)
+                .returning(operations.c.operation_id, operations.c.id)
             )
-            inserted = set((await conn.execute(stmt, new)).scalars().all())
+            keys = dict((await conn.execute(stmt, new)).all())
+            inserted = set(keys)
             raced = [row["operation_id"] for row in new if row["operation_id"] not in inserted]
             if raced:
                 late = await _owners(conn, raced)
@@ -106,9 +110,13 @@ async def record_operations(
             # session may have been completed since it was first read.
             if conn.dialect.name == "sqlite":
                 _refuse_if_finished(session_id, await _session_status(conn, session_id))
+        # On PostgreSQL the session's row lock keeps other batches for this
+        # session out of the range; on SQLite the database lock does.
+        span = (min(keys.values()), max(keys.values())) if keys else None
     return Recorded(
         new_ids=[row["operation_id"] for row in new],
         already_present=[i for i in ids if i in owners],
+        rows=span,
     )
 
 
@@ -206,3 +214,9 @@ async def complete_session(*, engine: AsyncEngine, session_id: str, completion: 
             raise BadUserInput(
                 f"Session {session_id!r} was completed meanwhile; nothing was changed", field="id"
             )
+
+
+async def notify(*, engine: AsyncEngine, channel: str, payload: str) -> None:
+    """PostgreSQL: send ``payload`` to every connection listening on ``channel``."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.select(sa.func.pg_notify(channel, payload)))

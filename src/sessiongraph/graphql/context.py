@@ -1,14 +1,15 @@
-"""The per-request context every resolver sees."""
+"""The per-operation context every resolver sees."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.config import Settings
+from sessiongraph.events import Broker
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.loaders import Loaders
 from sessiongraph.graphql.selection import OperationColumns
@@ -19,13 +20,30 @@ class Context:
     engine: AsyncEngine
     settings: Settings
     cursors: CursorCodec
+    events: Broker
     loaders: Loaders
     #: Column plans already computed, by the ``operations`` field node they came from.
     operation_columns: dict[int, OperationColumns] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, engine: AsyncEngine, settings: Settings, cursors: CursorCodec) -> Context:
-        return cls(engine=engine, settings=settings, cursors=cursors, loaders=Loaders(engine))
+    def create(
+        cls, engine: AsyncEngine, settings: Settings, cursors: CursorCodec, events: Broker
+    ) -> Context:
+        return cls(
+            engine=engine,
+            settings=settings,
+            cursors=cursors,
+            events=events,
+            loaders=Loaders(engine),
+        )
+
+    def fork(self) -> Context:
+        """A context for another operation on the same connection: nothing cached is shared."""
+        return replace(self, loaders=Loaders(self.engine), operation_columns={})
+
+    def renew_loaders(self) -> None:
+        """Forget what the loaders have cached: a subscription's next event reads afresh."""
+        self.loaders = Loaders(self.engine)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

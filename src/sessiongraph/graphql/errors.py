@@ -1,10 +1,14 @@
-"""Which GraphQL errors are the server's own failures, and how those are shown."""
+"""How errors reach the client: every one with an ``extensions.code``, failures masked."""
 
 from __future__ import annotations
 
-from graphql import GraphQLError
+from collections.abc import Iterator
+from typing import Any
 
-from sessiongraph.errors import ApiError
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from sessiongraph.errors import ApiError, ErrorCode
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -14,3 +18,48 @@ def is_unexpected(error: GraphQLError) -> bool:
     if isinstance(error.original_error, ApiError):
         return False
     return error.path is not None and "code" not in (error.extensions or {})
+
+
+def shape_error(error: GraphQLError) -> GraphQLError:
+    """The client's view of ``error``: ours as raised, the document's as BAD_USER_INPUT,
+    anything else masked as INTERNAL (the schema logs those with their traceback).
+
+    Shaping a shaped error changes nothing.
+    """
+    if "code" in (error.extensions or {}):
+        return error
+    if is_unexpected(error):
+        return GraphQLError(
+            INTERNAL_MESSAGE,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": ErrorCode.INTERNAL.value},
+        )
+    # Anything else was raised before execution (syntax, validation, variable
+    # coercion): a mistake in the client's document or variables.
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": ErrorCode.BAD_USER_INPUT.value, **(error.extensions or {})},
+    )
+
+
+class ErrorShapes(SchemaExtension):
+    """Shapes the errors of every result, over HTTP and over WebSocket alike."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        _shape(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        _shape(result)
+        yield
+
+
+def _shape(result: Any) -> None:
+    errors = getattr(result, "errors", None)
+    if errors:
+        result.errors = [shape_error(error) for error in errors]

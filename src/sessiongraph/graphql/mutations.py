@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from strawberry import UNSET
 from sessiongraph.db import queries, writes
 from sessiongraph.db.writes import TERMINAL_STATUSES, Completion
 from sessiongraph.errors import BadUserInput
+from sessiongraph.events import Event, EventKind
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.selection import operation_list_columns
@@ -25,6 +27,8 @@ from sessiongraph.inputs import (
     check_seconds,
     check_text,
 )
+
+logger = logging.getLogger("sessiongraph.graphql")
 
 #: Operations one recordOperations call may carry.
 MAX_OPERATIONS_PER_CALL = 1000
@@ -136,6 +140,14 @@ def _operation_row(session_id: str, op: OperationInput, index: int) -> dict[str,
     }
 
 
+async def _publish(info: Info, event: Event) -> None:
+    """Tell subscribers, after the commit. The write stands even if telling fails."""
+    try:
+        await info.context.events.publish(event)
+    except Exception:
+        logger.exception("could not publish %s", event)
+
+
 async def _session(info: Info, session_id: str) -> Session:
     row = await queries.fetch_session(engine=info.context.engine, session_id=session_id)
     assert row is not None  # just written, in a committed transaction
@@ -198,6 +210,7 @@ class Mutation:
             "metadata": metadata or {},
         }
         await writes.start_session(engine=info.context.engine, row=row, workflow_name=workflow_name)
+        await _publish(info, Event(EventKind.STARTED, session_id))
         return await _session(info, session_id)
 
     @strawberry.mutation(
@@ -231,6 +244,8 @@ class Mutation:
         recorded = await writes.record_operations(
             engine=info.context.engine, session_id=session_id, rows=rows
         )
+        if recorded.rows is not None:
+            await _publish(info, Event(EventKind.RECORDED, session_id, recorded.rows))
         raw = info._raw_info
         stored = await queries.fetch_operations_by_id(
             engine=info.context.engine,
@@ -306,4 +321,5 @@ class Mutation:
         await writes.complete_session(
             engine=info.context.engine, session_id=id, completion=completion
         )
+        await _publish(info, Event(EventKind.COMPLETED, id))
         return await _session(info, id)

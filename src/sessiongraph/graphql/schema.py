@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
@@ -14,18 +13,26 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from sessiongraph.db import queries
-from sessiongraph.db.queries import Keyset, SessionFilter, SessionOrdering
+from sessiongraph.db.queries import Keyset, SessionOrdering
 from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
-from sessiongraph.graphql.errors import is_unexpected
+from sessiongraph.graphql.errors import ErrorShapes, is_unexpected
+from sessiongraph.graphql.filters import (
+    StartedAfterArgument,
+    StartedBeforeArgument,
+    StatusArgument,
+    StatusesArgument,
+    WorkflowIdArgument,
+    session_filter,
+)
 from sessiongraph.graphql.mutations import Mutation
 from sessiongraph.graphql.scalars import SCALAR_MAP
+from sessiongraph.graphql.subscriptions import Subscription
 from sessiongraph.graphql.types import (
     PageInfo,
     Session,
     SessionConnection,
-    SessionStatus,
     check_first,
     given,
 )
@@ -78,27 +85,11 @@ class Query:
     async def sessions(
         self,
         info: Info,
-        workflow_id: Annotated[
-            str | None, strawberry.argument(description="Only this workflow's sessions.")
-        ] = UNSET,
-        status: Annotated[
-            SessionStatus | None,
-            strawberry.argument(description="Only this status (legacy; see `statuses`)."),
-        ] = UNSET,
-        statuses: Annotated[
-            list[SessionStatus] | None,
-            strawberry.argument(
-                description="Any of these statuses; takes precedence over `status` when non-empty."
-            ),
-        ] = UNSET,
-        started_after: Annotated[
-            datetime | None,
-            strawberry.argument(description="Started at or after this instant (inclusive)."),
-        ] = UNSET,
-        started_before: Annotated[
-            datetime | None,
-            strawberry.argument(description="Started at or before this instant (inclusive)."),
-        ] = UNSET,
+        workflow_id: WorkflowIdArgument = UNSET,
+        status: StatusArgument = UNSET,
+        statuses: StatusesArgument = UNSET,
+        started_after: StartedAfterArgument = UNSET,
+        started_before: StartedBeforeArgument = UNSET,
         first: Annotated[
             int | None, strawberry.argument(description="Page size, 1..200 (REST `limit`).")
         ] = 50,
@@ -112,13 +103,12 @@ class Query:
         ] = UNSET,
     ) -> SessionConnection:
         limit = check_first(first, default=50, maximum=MAX_SESSIONS_PAGE)
-        status = given(status)
-        chosen = given(statuses) or ([status] if status is not None else [])
-        filters = SessionFilter(
-            workflow_id=given(workflow_id),
-            statuses=tuple(dict.fromkeys(s.name.lower() for s in chosen)),
-            started_after=given(started_after),
-            started_before=given(started_before),
+        filters = session_filter(
+            workflow_id=workflow_id,
+            status=status,
+            statuses=statuses,
+            started_after=started_after,
+            started_before=started_before,
         )
         after = given(after)
         order = given(order_by) or SessionOrder()
@@ -201,4 +191,10 @@ class Schema(strawberry.Schema):
                 )
 
 
-schema = Schema(query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALAR_MAP))
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[ErrorShapes],
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
+)

@@ -1,0 +1,52 @@
+"""The session filter arguments, shared by ``sessions`` and ``sessionsChanged``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from sessiongraph.db.queries import SessionFilter
+from sessiongraph.graphql.types import SessionStatus, given
+
+WorkflowIdArgument = Annotated[
+    str | None, strawberry.argument(description="Only this workflow's sessions.")
+]
+StatusArgument = Annotated[
+    SessionStatus | None,
+    strawberry.argument(description="Only this status (legacy; see `statuses`)."),
+]
+StatusesArgument = Annotated[
+    list[SessionStatus] | None,
+    strawberry.argument(
+        description="Any of these statuses; takes precedence over `status` when non-empty."
+    ),
+]
+StartedAfterArgument = Annotated[
+    datetime | None,
+    strawberry.argument(description="Started at or after this instant (inclusive)."),
+]
+StartedBeforeArgument = Annotated[
+    datetime | None,
+    strawberry.argument(description="Started at or before this instant (inclusive)."),
+]
+
+
+def session_filter(
+    *,
+    workflow_id: str | None,
+    status: SessionStatus | None,
+    statuses: list[SessionStatus] | None,
+    started_after: datetime | None,
+    started_before: datetime | None,
+) -> SessionFilter:
+    """The filter the arguments describe (each may be UNSET)."""
+    status = given(status)
+    chosen = given(statuses) or ([status] if status is not None else [])
+    return SessionFilter(
+        workflow_id=given(workflow_id),
+        statuses=tuple(dict.fromkeys(s.name.lower() for s in chosen)),
+        started_after=given(started_after),
+        started_before=given(started_before),
+    )

@@ -1,0 +1,207 @@
+"""The Subscription root: changes pushed as they are written, over graphql-transport-ws.
+
+Each subscription waits on its own bounded mailbox (see ``sessiongraph.events``)
+and, per event, reads what its query selects: events carry ids, not rows.
+Subscriptions report what changes after they start; read the current state with
+a query once the subscription is running, so nothing falls between the two.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+from strawberry import UNSET
+
+from sessiongraph.db import queries
+from sessiongraph.errors import ApiError, InternalError
+from sessiongraph.events import EventKind
+from sessiongraph.graphql.context import Info
+from sessiongraph.graphql.errors import INTERNAL_MESSAGE
+from sessiongraph.graphql.filters import (
+    StartedAfterArgument,
+    StartedBeforeArgument,
+    StatusArgument,
+    StatusesArgument,
+    WorkflowIdArgument,
+    session_filter,
+)
+from sessiongraph.graphql.selection import operation_list_columns
+from sessiongraph.graphql.types import Operation, Session
+from sessiongraph.inputs import check_id
+
+logger = logging.getLogger("sessiongraph.graphql")
+
+#: Statuses a session can leave: the only ones it can have had before completing.
+_OPEN_STATUSES = frozenset({"pending", "running"})
+
+
+@strawberry.enum(description="What happened to a session.")
+class SessionChangeKind(Enum):
+    STARTED = strawberry.enum_value("started", description="It was started.")
+    OPERATIONS_RECORDED = strawberry.enum_value(
+        "recorded", description="It recorded operations (operationCount changed)."
+    )
+    COMPLETED = strawberry.enum_value(
+        "completed", description="It finished: status, tokens, cost and completion are final."
+    )
+
+
+@strawberry.type(description="A change to a session, for a live list.")
+class SessionChange:
+    kind: SessionChangeKind = strawberry.field(
+        description="The latest change; changes in quick succession arrive as one."
+    )
+    matches_filter: bool = strawberry.field(
+        description="False when the session no longer matches the subscription's filter "
+        "(it left the list, e.g. completed under a RUNNING filter): drop it from the list."
+    )
+    session: Session = strawberry.field(description="The session as it is now.")
+
+
+@strawberry.type(description="Operations that one recordOperations call stored.")
+class RecordedOperations:
+    session_id: str = strawberry.field(description="The session they belong to.")
+    operations: list[Operation] = strawberry.field(
+        description="The new operations, in the order they were recorded. Operations the "
+        "call sent again (already present) are not repeated."
+    )
+
+
+@asynccontextmanager
+async def _reported(subscription: str) -> AsyncIterator[None]:
+    """Client errors pass; a failure of the server is logged and shown as INTERNAL."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except Exception as error:
+        logger.error("subscription %s failed", subscription, exc_info=error)
+        raise InternalError(INTERNAL_MESSAGE) from None
+
+
+@strawberry.type(description="Changes pushed as they happen (graphql-transport-ws at /graphql).")
+class Subscription:
+    @strawberry.subscription(
+        description="A session each time it changes: started, operations recorded "
+        "(operationCount), completed (status, tokens, cost, completion). Changes in quick "
+        "succession may arrive as one, always showing the latest state."
+    )
+    async def session_updated(
+        self,
+        info: Info,
+        id: Annotated[
+            str,
+            strawberry.argument(description="The session's full id; it may not exist yet."),
+        ],
+    ) -> AsyncGenerator[Session, None]:
+        session_id = check_id(id, "id")
+        context = info.context
+        with context.events.subscribe(
+            accepts=lambda event: event.session_id == session_id,
+            key=lambda event: event.session_id,
+        ) as mailbox:
+            while True:
+                await mailbox.take()
+                async with _reported("sessionUpdated"):
+                    row = await queries.fetch_session(engine=context.engine, session_id=session_id)
+                if row is not None:
+                    context.renew_loaders()
+                    yield Session.from_row(row)
+
+    @strawberry.subscription(
+        description="Each new batch of a session's operations, as recordOperations stores it. "
+        "Select fields as on any Operation; heavy fields are read only when selected."
+    )
+    async def operations_recorded(
+        self,
+        info: Info,
+        session_id: Annotated[
+            str,
+            strawberry.argument(description="The session's full id; it may not exist yet."),
+        ],
+    ) -> AsyncGenerator[RecordedOperations, None]:
+        session_id = check_id(session_id, "sessionId")
+        context = info.context
+        raw = info._raw_info
+        columns = operation_list_columns(raw.field_nodes, raw.fragments, "operations")
+        with context.events.subscribe(
+            accepts=lambda event: (
+                event.session_id == session_id and event.kind is EventKind.RECORDED
+            ),
+            key=None,
+        ) as mailbox:
+            while True:
+                for event in await mailbox.take():
+                    assert event.rows is not None
+                    async with _reported("operationsRecorded"):
+                        rows = await queries.fetch_recorded_operations(
+                            engine=context.engine,
+                            session_id=session_id,
+                            rows=event.rows,
+                            columns=columns,
+                        )
+                    if rows:
+                        yield RecordedOperations(
+                            session_id=session_id,
+                            operations=[Operation.from_row(row) for row in rows],
+                        )
+
+    @strawberry.subscription(
+        description="Changes to the sessions a `sessions` list with the same filter shows: "
+        "for a live dashboard. A session that stops matching (e.g. completes under a RUNNING "
+        "filter) arrives once more with matchesFilter false."
+    )
+    async def sessions_changed(
+        self,
+        info: Info,
+        workflow_id: WorkflowIdArgument = UNSET,
+        status: StatusArgument = UNSET,
+        statuses: StatusesArgument = UNSET,
+        started_after: StartedAfterArgument = UNSET,
+        started_before: StartedBeforeArgument = UNSET,
+    ) -> AsyncGenerator[SessionChange, None]:
+        filters = session_filter(
+            workflow_id=workflow_id,
+            status=status,
+            statuses=statuses,
+            started_after=started_after,
+            started_before=started_before,
+        )
+        # A completed session was pending or running just before: it may have
+        # left this list if the filter shows either.
+        can_leave = not filters.statuses or bool(_OPEN_STATUSES & set(filters.statuses))
+        context = info.context
+        # Every event is a candidate: whether its session matches is read with it.
+        with context.events.subscribe(
+            accepts=lambda _event: True, key=lambda event: event.session_id
+        ) as mailbox:
+            while True:
+                events = await mailbox.take()
+                async with _reported("sessionsChanged"):
+                    rows = await queries.fetch_sessions_for_filter(
+                        engine=context.engine,
+                        ids=[event.session_id for event in events],
+                        filters=filters,
+                    )
+                context.renew_loaders()
+                for event in events:
+                    row = rows.get(event.session_id)
+                    if row is None:
+                        continue
+                    matches = bool(row["matches"])
+                    left = (
+                        event.kind is EventKind.COMPLETED
+                        and can_leave
+                        and bool(row["matches_but_status"])
+                    )
+                    if matches or left:
+                        yield SessionChange(
+                            kind=SessionChangeKind(event.kind.value),
+                            matches_filter=matches,
+                            session=Session.from_row(row),
+                        )
