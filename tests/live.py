@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,6 +40,47 @@ async def serve(app: Starlette) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def spawned_server(
+    directory: Path, *options: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`sessiongraph serve` as a user starts it, in ``directory``, with the environment
+    stripped of SESSIONGRAPH_ settings (plus ``env``); yields its http:// base URL."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGRAPH_")}
+    log = directory / f"serve-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sessiongraph", "serve", "--port", str(port), *options],
+            cwd=directory,
+            env=clean | (env or {}),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server not healthy in 60 s:\n" + log.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 class WSClient:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +11,7 @@ import pytest
 
 from sessiongraph.cli import main
 from sessiongraph.graphql.schema import schema
+from tests.live import spawned_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,43 +49,11 @@ def test_seed_command_fills_and_refuses_a_second_time(
     assert "Seeded 5 sessions" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """`sessiongraph serve` in a fresh directory with no configuration: the README's command."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGRAPH_")}
-    log = tmp_path / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sessiongraph", "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("server did not become healthy in 60 s")
+    with spawned_server(tmp_path) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_serve_answers_with_demo_data(served: str) -> None:
@@ -125,3 +89,12 @@ def test_import_command_reports_counts_and_skipped_lines(
     assert "line 2: not JSON" in err
 
     assert main(["import", str(tmp_path / "missing.json"), "--database-url", url]) == 2
+
+
+def test_serve_refuses_several_workers_on_sqlite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"
+
+    assert main(["serve", "--workers", "2", "--database-url", url]) == 2
+    assert "--workers needs PostgreSQL" in capsys.readouterr().err

@@ -357,6 +357,7 @@ async def test_a_subscriber_that_falls_behind_is_told_and_memory_stays_bounded(
                     if message["type"] != "next" or "errors" in message["payload"]:
                         break
                     delivered += 1
+                assert await client.receive() == {"id": sub, "type": "complete"}
 
     assert [len(m._pending) for m in mailboxes] == [0]  # dropped once it failed
     assert 0 < delivered < 20

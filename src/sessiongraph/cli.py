@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not fill an empty default database with demo data",
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes (1); more than one needs PostgreSQL, which carries "
+        "subscription events between them",
+    )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (info)")
     serve.set_defaults(command=serve_command)
 
@@ -109,13 +116,34 @@ def serve_command(args: argparse.Namespace) -> int:
     from sessiongraph.db.migrate import SchemaBehind
 
     settings = _settings(args)
+    if args.workers > 1 and settings.is_sqlite:
+        print(
+            "--workers needs PostgreSQL: SQLite serves one process, whose subscribers "
+            "would miss the other workers' writes.",
+            file=sys.stderr,
+        )
+        return 2
     explicit = bool(args.database_url or os.environ.get("SESSIONGRAPH_DATABASE_URL"))
     try:
         asyncio.run(_prepare(settings, demo_data=not explicit and not args.no_demo_data))
     except SchemaBehind as error:
         print(error, file=sys.stderr)
         return 1
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    # Workers build their app from the environment: hand them this one's settings,
+    # including the cursor secret, so a cursor from one worker is good on another.
+    os.environ["SESSIONGRAPH_DATABASE_URL"] = settings.database_url
+    os.environ["SESSIONGRAPH_CURSOR_SECRET"] = settings.cursor_secret
+    uvicorn.run(
+        "sessiongraph.app:create_app",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+    )
     return 0
 
 
