@@ -143,6 +143,28 @@ async def test_operations_recorded_reads_heavy_columns_only_when_selected(
     assert "tool_input" not in reads[0], sql.report()
 
 
+async def test_an_event_costs_the_same_statements_whatever_the_batch_size(
+    app: Starlette, url: str, gql: GraphQLClient, sql: SqlRecorder
+) -> None:
+    await gql(START, {"id": "s-count", "wf": "wf-1"})
+    deep = """subscription { sessionUpdated(id: "s-count") {
+        workflowName operationCount operations(first: 50) { nodes { operationType } } } }"""
+    counts = []
+    async with WSClient.open(url) as client:
+        updates = await client.subscribe(deep)
+        batches = await client.subscribe(OPERATIONS_RECORDED, {"id": "s-count"})
+        await subscribed(app, 2)
+        for size in (1, 200):
+            sql.clear()
+            ids = [f"o-{size}-{n}" for n in range(size)]
+            await gql(RECORD, {"id": "s-count", "ops": ops(*ids)})
+            received = {m["id"]: m for m in [await client.receive(), await client.receive()]}
+            counts.append(len(sql.statements))
+            assert set(received) == {updates, batches}
+
+    assert counts[0] == counts[1], sql.report()
+
+
 async def test_sessions_changed_follows_the_filter_and_reports_sessions_leaving_it(
     app: Starlette, url: str, gql: GraphQLClient
 ) -> None:
