@@ -86,3 +86,18 @@ async def test_database_failure_is_masked_as_internal(
     assert error["extensions"] == {"code": "INTERNAL"}
     assert error["path"] == ["sessions"]
     assert "SELECT" not in str(body)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_subscription_over_plain_http_is_refused(
+    http: httpx.AsyncClient, method: str
+) -> None:
+    query = 'subscription { sessionUpdated(id: "s-1") { id } }'
+
+    if method == "GET":
+        response = await http.get("/graphql", params={"query": query})
+    else:
+        response = await http.post("/graphql", json={"query": query})
+
+    assert response.status_code == 400
+    assert response.text == f"subscriptions are not allowed when using {method}"
