@@ -158,3 +158,8 @@ def destroy_database_files(folder: Path) -> None:
     """Overwrite the test database's files, as a failing disk or another program would."""
     for path in folder.glob("test.db*"):
         path.write_bytes(b"this is not a database" * 512)
+
+
+def cost(nodes: int, budget: int = 50_000) -> dict[str, Any]:
+    """The ``extensions`` of an accepted response that asked for ``nodes`` nodes."""
+    return {"cost": {"requestedNodes": nodes, "budget": budget}}

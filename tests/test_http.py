@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import GraphQLClient, destroy_database_files, insert_session
+from tests.helpers import GraphQLClient, cost, destroy_database_files, insert_session
 
 
 async def test_get_runs_a_query(http: httpx.AsyncClient, engine: AsyncEngine) -> None:
@@ -17,7 +17,10 @@ async def test_get_runs_a_query(http: httpx.AsyncClient, engine: AsyncEngine) ->
     response = await http.get("/graphql", params={"query": "{ sessions { nodes { id } } }"})
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"sessions": {"nodes": [{"id": session["id"]}]}}}
+    assert response.json() == {
+        "data": {"sessions": {"nodes": [{"id": session["id"]}]}},
+        "extensions": cost(50),
+    }
 
 
 @pytest.mark.parametrize(

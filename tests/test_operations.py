@@ -15,6 +15,7 @@ from sessiongraph.db.tables import operations
 from tests.helpers import (
     T0,
     GraphQLClient,
+    cost,
     insert_operations,
     insert_session,
     insert_timeline,
@@ -873,7 +874,8 @@ async def test_stored_text_that_is_not_json_does_not_break_the_session(
                     ]
                 }
             }
-        }
+        },
+        "extensions": cost(101),
     }
 
 

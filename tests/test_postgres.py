@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings
 from sessiongraph.seed import seed_demo_data
-from tests.helpers import insert_sessions, session_row
+from tests.helpers import cost, insert_sessions, session_row
 
 TRUNCATE = "TRUNCATE workflows, sessions, operations RESTART IDENTITY CASCADE"
 
@@ -46,7 +46,7 @@ async def test_statement_timeout_is_a_clear_error_and_frees_the_connection(
         assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "limit": "statementTimeout"}
         assert "statement timeout" in error["message"]
         after = await http.post("/graphql", json={"query": "{ sessions { totalCount } }"})
-        assert after.json() == {"data": {"sessions": {"totalCount": 0}}}
+        assert after.json() == {"data": {"sessions": {"totalCount": 0}}, "extensions": cost(50)}
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import GraphQLClient, SqlRecorder, insert_sessions, session_row
+from tests.helpers import GraphQLClient, SqlRecorder, cost, insert_sessions, session_row
 
 LOOKUP = "query ($id: String!) { session(id: $id) { id } }"
 
@@ -89,7 +89,7 @@ async def test_nothing_matching_is_null_without_error(
     body = await gql.raw(LOOKUP, {"id": "3f2a9c1f"})
 
     # then
-    assert body == {"data": {"session": None}}
+    assert body == {"data": {"session": None}, "extensions": cost(1)}
 
 
 async def test_empty_database_lookup_is_null(gql: GraphQLClient) -> None:
@@ -97,7 +97,7 @@ async def test_empty_database_lookup_is_null(gql: GraphQLClient) -> None:
     body = await gql.raw(LOOKUP, {"id": "3f2a9c10"})
 
     # then
-    assert body == {"data": {"session": None}}
+    assert body == {"data": {"session": None}, "extensions": cost(1)}
 
 
 async def test_ids_are_case_sensitive(gql: GraphQLClient, engine: AsyncEngine) -> None:
@@ -324,7 +324,7 @@ async def test_very_long_id_is_null_without_error(gql: GraphQLClient, engine: As
     body = await gql.raw(LOOKUP, {"id": "3f2a9c10-5b7e-4d21-9a0c-1e2f3a4b5c6d" + "0" * 10_000})
 
     # then
-    assert body == {"data": {"session": None}}
+    assert body == {"data": {"session": None}, "extensions": cost(1)}
 
 
 # --- one statement, on the primary key --------------------------------------------------------
@@ -367,9 +367,12 @@ async def test_lookup_is_one_statement_searching_the_primary_key(
 
     # then: the lookup itself behaved
     if outcome == "found":
-        assert body == {"data": {"session": {"id": "3f2a9c10-5b7e-4d21-9a0c-1e2f3a4b5c6d"}}}
+        assert body == {
+            "data": {"session": {"id": "3f2a9c10-5b7e-4d21-9a0c-1e2f3a4b5c6d"}},
+            "extensions": cost(1),
+        }
     elif outcome == "missing":
-        assert body == {"data": {"session": None}}
+        assert body == {"data": {"session": None}, "extensions": cost(1)}
     else:
         assert body["errors"][0]["extensions"]["code"] == "AMBIGUOUS_ID"
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.helpers import (
     T0,
     GraphQLClient,
+    cost,
     insert_session,
     insert_sessions,
     insert_timeline,
@@ -328,7 +329,8 @@ async def test_started_after_later_than_started_before_is_empty_not_an_error(
                 "nodes": [],
                 "pageInfo": {"hasNextPage": False, "endCursor": None},
             }
-        }
+        },
+        "extensions": cost(50),
     }
 
 

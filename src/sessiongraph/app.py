@@ -6,21 +6,25 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from sessiongraph.auth import Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate, queries
 from sessiongraph.db.engine import create_engine
 from sessiongraph.events import create_broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
+from sessiongraph.graphql.persisted import PersistedQueries
 from sessiongraph.graphql.schema import schema
 from sessiongraph.graphql.view import GraphQLView
+from sessiongraph.guard import RequestGuard
 
 logger = logging.getLogger("sessiongraph")
 
@@ -59,20 +63,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         return JSONResponse({"status": "ok", "database": "ok"})
 
+    authenticator = Authenticator(settings)
     graphql = GraphQLView(
         schema,
-        graphql_ide="graphiql" if settings.graphiql else None,
-        context_factory=lambda: Context.create(engine, settings, cursors, events),
-        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_seconds),
-        max_subscriptions_per_connection=settings.ws_max_subscriptions,
-        keepalive_seconds=settings.ws_keepalive_seconds,
+        settings=settings,
+        context_factory=lambda access: Context.create(engine, settings, cursors, events, access),
+        authenticator=authenticator,
+        persisted=PersistedQueries(settings),
     )
+    middleware = [Middleware(RequestGuard, settings=settings, authenticator=authenticator)]
+    if settings.cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            ),
+        )
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.engine = engine

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongraph.db"
 
@@ -27,7 +30,18 @@ class Settings(BaseSettings):
         description="Key that signs pagination cursors. Unset, each process draws a random "
         "one, so cursors do not survive a restart: set the same value on every instance.",
     )
-    graphiql: bool = Field(default=True, description="Serve GraphiQL to browsers at /graphql.")
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="production: no GraphiQL, no introspection, no field suggestions "
+        "unless enabled one by one.",
+    )
+    graphiql: bool | None = Field(
+        default=None,
+        description="Serve GraphiQL to browsers at /graphql (default: not in production).",
+    )
+    introspection: bool | None = Field(
+        default=None, description="Answer introspection queries (default: not in production)."
+    )
     pool_size: int = Field(default=5, ge=1, description="Database connections kept open.")
     max_overflow: int = Field(
         default=10, ge=0, description="Connections opened beyond pool_size under load."
@@ -62,6 +76,71 @@ class Settings(BaseSettings):
         description="Events one subscription may fall behind before it ends with EVENTS_MISSED.",
     )
 
+    max_depth: int = Field(default=10, ge=1, description="Deepest field nesting a query may have.")
+    max_aliases: int = Field(default=15, ge=0, description="Aliases one document may use.")
+    max_directives: int = Field(default=50, ge=0, description="Directives one document may use.")
+    max_tokens: int = Field(default=1000, ge=1, description="Tokens one document may have.")
+    cost_budget: int = Field(
+        default=50_000,
+        ge=1,
+        description="Nodes one query may ask for, counted from its `first` arguments.",
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+    batching: bool = Field(default=False, description="Accept a JSON array of operations.")
+    max_batch_operations: int = Field(
+        default=10, ge=1, description="Operations one batched request may carry."
+    )
+    request_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Longest a query or mutation may run."
+    )
+    token_sha256: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of bearer tokens that may read and write; "
+        "comma-separated. None configured (and no read-only ones): no authentication.",
+    )
+    read_only_token_sha256: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of bearer tokens that may only read; comma-separated.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins whose pages may call the API (CORS); comma-separated.",
+    )
+    persisted_queries: bool = Field(
+        default=True, description="Accept Apollo automatic persisted queries."
+    )
+    persisted_query_store_size: int = Field(
+        default=1000, ge=1, description="Persisted queries kept in memory (least recent go)."
+    )
+    persisted_queries_file: Path | None = Field(
+        default=None,
+        description="JSON object of sha256 hash -> query: registered queries, loaded at start.",
+    )
+    persisted_queries_only: bool = Field(
+        default=False,
+        description="Run only the queries of persisted_queries_file (an allow-list).",
+    )
+
+    @field_validator("token_sha256", "read_only_token_sha256", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("token_sha256", "read_only_token_sha256")
+    @classmethod
+    def _digests(cls, digests: list[str]) -> list[str]:
+        for digest in digests:
+            if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+                raise ValueError(
+                    "give SHA-256 hex digests of tokens (64 hex characters), not the tokens: "
+                    "`sessiongraph hash-token` prints one"
+                )
+        return [digest.lower() for digest in digests]
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -80,3 +159,24 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.token_sha256 or self.read_only_token_sha256)
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest a token is configured by."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -11,6 +11,10 @@ class ErrorCode(StrEnum):
     AMBIGUOUS_ID = "AMBIGUOUS_ID"
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
     UNAUTHENTICATED = "UNAUTHENTICATED"
+    #: Authenticated, but this token may not do that (a read-only token and a mutation).
+    FORBIDDEN = "FORBIDDEN"
+    #: Automatic persisted queries: the hash is unknown; send the query with it.
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
     INTERNAL = "INTERNAL"
     #: A subscription's stream has a gap: re-read what it watches, then subscribe again.
     EVENTS_MISSED = "EVENTS_MISSED"

@@ -8,11 +8,20 @@ from typing import TypeAlias
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.auth import Access
 from sessiongraph.config import Settings
 from sessiongraph.events import Broker
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.loaders import Loaders
 from sessiongraph.graphql.selection import OperationColumns
+
+
+@dataclass
+class Caller:
+    """Who is asking; shared by the operations of one WebSocket connection, whose
+    token may arrive after the connection opened (with connection_init)."""
+
+    access: Access | None
 
 
 @dataclass
@@ -22,12 +31,18 @@ class Context:
     cursors: CursorCodec
     events: Broker
     loaders: Loaders
+    caller: Caller
     #: Column plans already computed, by the ``operations`` field node they came from.
     operation_columns: dict[int, OperationColumns] = field(default_factory=dict)
 
     @classmethod
     def create(
-        cls, engine: AsyncEngine, settings: Settings, cursors: CursorCodec, events: Broker
+        cls,
+        engine: AsyncEngine,
+        settings: Settings,
+        cursors: CursorCodec,
+        events: Broker,
+        access: Access | None,
     ) -> Context:
         return cls(
             engine=engine,
@@ -35,7 +50,12 @@ class Context:
             cursors=cursors,
             events=events,
             loaders=Loaders(engine),
+            caller=Caller(access),
         )
+
+    @property
+    def read_only(self) -> bool:
+        return self.caller.access is not Access.READ_WRITE
 
     def fork(self) -> Context:
         """A context for another operation on the same connection: nothing cached is shared."""

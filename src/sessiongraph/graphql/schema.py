@@ -29,6 +29,7 @@ from sessiongraph.graphql.filters import (
     WorkflowIdArgument,
     session_filter,
 )
+from sessiongraph.graphql.limits import RequestLimits
 from sessiongraph.graphql.mutations import Mutation
 from sessiongraph.graphql.scalars import SCALAR_MAP
 from sessiongraph.graphql.subscriptions import Subscription
@@ -222,6 +223,6 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[ErrorShapes],
+    extensions=[RequestLimits, ErrorShapes],
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
 )

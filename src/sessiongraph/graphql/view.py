@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from graphql import GraphQLError
@@ -11,18 +14,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import SubscriptionExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
+from sessiongraph.auth import Access, Authenticator
+from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.errors import shape_error
+from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
+from sessiongraph.guard import granted
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -85,23 +96,96 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 
 class GraphQLView(GraphQL[Context, None]):
-    """Adds the per-request context and gives every error an ``extensions.code``."""
+    """Adds the per-request context, persisted queries, the request time limit and
+    WebSocket authentication, and gives every error an ``extensions.code``."""
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
-        self, *args: Any, context_factory: Any, keepalive_seconds: float = 0, **kwargs: Any
+        self,
+        schema: BaseSchema,
+        *,
+        settings: Settings,
+        context_factory: Callable[[Access | None], Context],
+        authenticator: Authenticator,
+        persisted: PersistedQueries,
     ) -> None:
-        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(
+                seconds=settings.ws_connection_init_timeout_seconds
+            ),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+        )
+        self.settings = settings
+        self.keepalive_seconds = settings.ws_keepalive_seconds
         self._context_factory = context_factory
-        self.keepalive_seconds = keepalive_seconds
+        self._authenticator = authenticator
+        self._persisted = persisted
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        context: Context = self._context_factory()
-        return context
+        return self._context_factory(granted(request.scope))
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate at connection_init: the upgrade request's Authorization header, or
+        ``Authorization`` (or ``authToken``) in the connection_init payload."""
+        if context.caller.access is None:
+            params = getattr(context, "connection_params", None) or {}
+            token = params.get("Authorization") or params.get("authorization")
+            if token is None and isinstance(params.get("authToken"), str):
+                token = f"Bearer {params['authToken']}"
+            context.caller.access = self._authenticator.access(
+                token if isinstance(token, str) else None
+            )
+        if context.caller.access is None:
+            raise ConnectionRejectionError
+        unset: UnsetType = UNSET
+        return unset
+
+    async def execute_operation(
+        self, *args: Any, **kwargs: Any
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        limit = self.settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                return await super().execute_operation(*args, **kwargs)
+        except TimeoutError:
+            error = GraphQLError(
+                f"The request ran past the time limit of {limit:g} s and was stopped. "
+                "Ask for less, or try again later.",
+                extensions={
+                    "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                    "limit": "requestTimeout",
+                    "maximum": limit,
+                },
+            )
+            return ExecutionResult(data=None, errors=[error])
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            query = self._persisted.resolve(request_data.query, request_data.extensions)
+        except PersistedQueryError as refused:
+            return ExecutionResult(data=None, errors=[refused.error])
+        return await super().execute_single(
+            request=request,
+            request_adapter=request_adapter,
+            sub_response=sub_response,
+            context=context,
+            root_value=root_value,
+            request_data=dataclasses.replace(request_data, query=query),
+        )
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -1,0 +1,315 @@
+"""Limits checked before any SQL runs: depth, aliases, directives, tokens and a cost budget.
+
+The cost is the number of nodes a query could return, GitHub-style: a connection
+asks for ``first`` nodes for each node of its parent, so ``sessions(first: 200)
+{ nodes { operations(first: 50) ... } }`` costs 200 + 200 * 50 = 10,200. Every
+root field costs at least one node. Introspection (``__schema``, ``__type``) is
+not counted: GraphiQL's own query is deep but cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    BREAK,
+    DirectiveNode,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    NamedTypeNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    visit,
+)
+from graphql.language import Visitor
+from graphql.validation import ValidationRule
+from graphql.validation.rules.custom.no_schema_introspection import (
+    NoSchemaIntrospectionCustomRule,
+)
+from strawberry.extensions import SchemaExtension
+
+from sessiongraph.config import Settings
+from sessiongraph.errors import ErrorCode
+
+#: Lists of objects without a ``first`` argument, and the most items they can hold.
+UNPAGED_LIST_BOUND = 1000
+MAX_INT = 2**31 - 1
+_INTROSPECTION = frozenset({"__schema", "__type"})
+
+
+@dataclass
+class Measure:
+    depth: int = 0
+    aliases: int = 0
+    directives: int = 0
+    cost: int = 0
+
+
+def measure(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any],
+) -> Measure:
+    """What ``operation`` of ``document`` asks for (aliases and directives: the whole document)."""
+    result = Measure()
+    counter = _Counter()
+    visit(document, counter)
+    result.aliases, result.directives = counter.aliases, counter.directives
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return result
+    walk = _Walk(schema, fragments, variables)
+    walk.selections(operation.selection_set, root, multiplier=1, depth=0, path=frozenset())
+    result.depth, result.cost = walk.depth, walk.cost
+    return result
+
+
+class _Counter(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.aliases = 0
+        self.directives = 0
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        if node.alias is not None:
+            self.aliases += 1
+
+    def enter_directive(self, _node: DirectiveNode, *_: Any) -> None:
+        self.directives += 1
+
+
+@dataclass
+class _Walk:
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: Mapping[str, Any]
+    depth: int = 0
+    cost: int = 0
+    _seen: set[tuple[int, int]] = field(default_factory=set)
+
+    def selections(
+        self,
+        selection_set: SelectionSetNode,
+        parent: GraphQLObjectType,
+        *,
+        multiplier: int,
+        depth: int,
+        path: frozenset[str],
+    ) -> None:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                self.field(selection, parent, multiplier=multiplier, depth=depth + 1, path=path)
+                continue
+            if isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in path:  # unknown or cyclic: validation says so
+                    continue
+                inner = fragment.selection_set
+                condition: NamedTypeNode | None = fragment.type_condition
+                inner_path = path | {name}
+            else:
+                assert isinstance(selection, InlineFragmentNode)
+                inner, condition, inner_path = (
+                    selection.selection_set,
+                    selection.type_condition,
+                    path,
+                )
+            scope = parent
+            if condition is not None:
+                named = self.schema.get_type(condition.name.value)
+                if isinstance(named, GraphQLObjectType):
+                    scope = named
+            self.selections(inner, scope, multiplier=multiplier, depth=depth, path=inner_path)
+
+    def field(
+        self,
+        node: FieldNode,
+        parent: GraphQLObjectType,
+        *,
+        multiplier: int,
+        depth: int,
+        path: frozenset[str],
+    ) -> None:
+        name = node.name.value
+        if name in _INTROSPECTION:
+            return
+        self.depth = max(self.depth, depth)
+        definition = parent.fields.get(name)
+        if definition is None:
+            return
+        returned = definition.type
+        named = get_named_type(returned)
+        size = 0
+        if named.name.endswith("Connection") and "first" in definition.args:
+            size = self._first(node, definition.args["first"].default_value)
+        elif name == "operations" and _is_list(returned):  # a batch: at most 1,000
+            size = UNPAGED_LIST_BOUND
+        # nodes and edges of a connection were counted with it; small value lists
+        # (costByModel) and single objects count nothing, except at the root.
+        self.cost += multiplier * (size or (1 if depth == 1 else 0))
+        if node.selection_set is not None and isinstance(named, GraphQLObjectType):
+            self.selections(
+                node.selection_set,
+                named,
+                multiplier=multiplier * (size or 1),
+                depth=depth,
+                path=path,
+            )
+
+    def _first(self, node: FieldNode, default: Any) -> int:
+        for argument in node.arguments or ():
+            if argument.name.value != "first":
+                continue
+            value = argument.value
+            if isinstance(value, IntValueNode):
+                return _count(int(value.value), default)
+            if isinstance(value, VariableNode):
+                return _count(self.variables.get(value.name.value, default), default)
+            return _count(default, default)
+        return _count(default, default)
+
+
+def _count(value: Any, default: Any) -> int:
+    """A page size to count: the value when it is a usable one, else the field's default."""
+    if type(value) is int and 0 < value <= MAX_INT:  # else coercion reports it
+        return value
+    return default if type(default) is int and default > 0 else 1
+
+
+def _is_list(type_: Any) -> bool:
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    return isinstance(type_, GraphQLList)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    depth: int
+    aliases: int
+    directives: int
+    tokens: int
+    cost: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            depth=settings.max_depth,
+            aliases=settings.max_aliases,
+            directives=settings.max_directives,
+            tokens=settings.max_tokens,
+            cost=settings.cost_budget,
+        )
+
+    def exceeded(self, measured: Measure) -> Iterator[tuple[str, int, int]]:
+        """(limit name, maximum, measured) for each limit ``measured`` goes past."""
+        for name, maximum, value in (
+            ("maxDepth", self.depth, measured.depth),
+            ("maxAliases", self.aliases, measured.aliases),
+            ("maxDirectives", self.directives, measured.directives),
+            ("costBudget", self.cost, measured.cost),
+        ):
+            if value > maximum:
+                yield name, maximum, value
+
+
+_DESCRIPTIONS = {
+    "maxDepth": "is nested {value} fields deep; the limit is {maximum}",
+    "maxAliases": "uses {value} aliases; the limit is {maximum}",
+    "maxDirectives": "uses {value} directives; the limit is {maximum}",
+    "costBudget": "could return {value} nodes, over the budget of {maximum}: "
+    "ask for smaller pages (`first`)",
+}
+
+
+def too_complex(limit: str, maximum: int, value: int, what: str = "This query") -> GraphQLError:
+    message = f"{what} " + _DESCRIPTIONS.get(limit, "{value} over {maximum}").format(
+        value=value, maximum=maximum
+    )
+    return GraphQLError(
+        message,
+        extensions={
+            "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+            "limit": limit,
+            "maximum": maximum,
+            "requested": value,
+        },
+    )
+
+
+class RequestLimits(SchemaExtension):
+    """Applies the limits of the request's settings, refuses mutations to read-only
+    callers, hides introspection where it is off, and reports the cost it measured."""
+
+    def __init__(self) -> None:
+        self.cost: int | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        ctx = self.execution_context
+        settings: Settings = ctx.context.settings
+        limits = Limits.from_settings(settings)
+        ctx.parse_options = {**ctx.parse_options, "max_tokens": limits.tokens}
+        rules: list[type[ValidationRule]] = [self._rule(limits)]
+        if not settings.introspection_enabled:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        ctx.validation_rules = (*ctx.validation_rules, *rules)
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self.cost is None or self.execution_context.pre_execution_errors:
+            return {}
+        return {"cost": {"requestedNodes": self.cost, "budget": self._budget}}
+
+    def _rule(self, limits: Limits) -> type[ValidationRule]:
+        extension = self
+        ctx = self.execution_context
+        self._budget = limits.cost
+        read_only = bool(ctx.context.read_only)
+
+        class LimitsRule(ValidationRule):
+            def enter_document(self, node: DocumentNode, *_: Any) -> Any:
+                operation = _operation(node, ctx.operation_name)
+                if operation is None:
+                    return BREAK  # other rules report a missing or ambiguous operation
+                if read_only and operation.operation is OperationType.MUTATION:
+                    self.report_error(
+                        GraphQLError(
+                            "This token may only read: mutations need a read-write token",
+                            extensions={"code": ErrorCode.FORBIDDEN.value},
+                        )
+                    )
+                    return BREAK
+                measured = measure(self.context.schema, node, operation, ctx.variables or {})
+                over = list(limits.exceeded(measured))
+                for name, maximum, value in over:
+                    self.report_error(too_complex(name, maximum, value))
+                if not over:
+                    extension.cost = measured.cost
+                return BREAK
+
+        return LimitsRule
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name is not None and o.name.value == name), None)
