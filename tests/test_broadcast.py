@@ -65,8 +65,11 @@ async def test_a_write_on_one_server_reaches_a_subscriber_on_the_other(
         async with WSClient.open(ws_url) as client:
             batches = await client.subscribe(OPERATIONS_RECORDED, {"id": "s-x"})
 
+            warmups: list[str] = []
+
             async def record_warmup(n: int) -> None:
-                await gql(RECORD, {"id": "s-x", "ops": ops(f"warm-{n}")})
+                warmups.append(f"warm-{n}")
+                await gql(RECORD, {"id": "s-x", "ops": ops(warmups[-1])})
 
             await _until_live(client, batches, record_warmup)
             await client.nothing(within=0.5)  # late warm-up batches
@@ -79,17 +82,14 @@ async def test_a_write_on_one_server_reaches_a_subscriber_on_the_other(
             await client.complete(batches)
 
             updates = await client.subscribe(SESSION_UPDATED, {"id": "s-x"})
-
-            async def record_more(n: int) -> None:
-                await gql(RECORD, {"id": "s-x", "ops": ops(f"more-{n}")})
-
-            await _until_live(client, updates, record_more)
-            await client.nothing(within=0.5)
+            current = (await client.next(updates))["sessionUpdated"]  # listening now
             await gql(COMPLETE, {"id": "s-x"})
             completed = (await client.next(updates))["sessionUpdated"]
 
     assert [o["operationId"] for o in batch["operations"]] == ids
     assert {o["toolOutput"] for o in batch["operations"]} == {"big batch"}
+    assert current["status"] == "RUNNING"
+    assert current["operationCount"] == len(ids) + len(warmups)
     assert completed["status"] == "COMPLETED"
     assert completed["totalCostUsd"] == "0.0438"
 
@@ -127,7 +127,13 @@ async def test_a_notification_that_is_not_an_event_is_ignored(
         sub = await client.subscribe(SESSION_UPDATED, {"id": "s-n"})
         await subscribed(app)
         async with engine.begin() as conn:
-            for junk in ("not json", '{"kind": "exploded", "session": "s-n"}', "[]"):
+            for junk in (
+                "not json",
+                "[]",
+                '{"kind": "exploded", "session": "s-n", "rows": null}',
+                '{"kind": "recorded", "session": "s-n", "rows": null}',
+                '{"kind": "started", "session": "s-n", "rows": [1, 2]}',
+            ):
                 await conn.execute(
                     sa.text("SELECT pg_notify('sessiongraph_events', :p)"), {"p": junk}
                 )

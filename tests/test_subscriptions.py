@@ -95,6 +95,19 @@ async def test_session_updated_follows_a_session_from_start_to_completion(
     }
 
 
+async def test_session_updated_starts_with_the_current_state(url: str, gql: GraphQLClient) -> None:
+    await gql(START, {"id": "s-now"})
+    await gql(RECORD, {"id": "s-now", "ops": ops("o-1")})
+    async with WSClient.open(url) as client:
+        sub = await client.subscribe(SESSION_UPDATED, {"id": "s-now"})
+        first = (await client.next(sub))["sessionUpdated"]
+        await gql(COMPLETE, {"id": "s-now"})
+        second = (await client.next(sub))["sessionUpdated"]
+
+    assert (first["status"], first["operationCount"]) == ("RUNNING", 1)
+    assert (second["status"], second["operationCount"]) == ("COMPLETED", 1)
+
+
 async def test_operations_recorded_sends_each_new_batch_once(
     app: Starlette, url: str, gql: GraphQLClient
 ) -> None:
@@ -153,6 +166,7 @@ async def test_an_event_costs_the_same_statements_whatever_the_batch_size(
     async with WSClient.open(url) as client:
         updates = await client.subscribe(deep)
         batches = await client.subscribe(OPERATIONS_RECORDED, {"id": "s-count"})
+        await client.next(updates)  # the current state, first
         await subscribed(app, 2)
         for size in (1, 200):
             sql.clear()

@@ -1,10 +1,11 @@
 """Change events: what a write tells subscribers, and the brokers that carry it.
 
-A mutation publishes an ``Event`` once its transaction has committed. The
-``LocalBroker`` (SQLite: one process) hands it straight to this process's
-subscribers. The ``PostgresBroker`` sends it with ``NOTIFY``; every server
-process ``LISTEN``s on the channel, this one included, and hands what arrives
-to its own subscribers. An event names rows and never carries them:
+A write announces its ``Event`` inside its own transaction. The ``PostgresBroker``
+sends it there with ``NOTIFY``, which PostgreSQL delivers on commit, in commit
+order, and never for a rollback; every server process ``LISTEN``s on the channel,
+this one included, and hands what arrives to its own subscribers. The local
+``Broker`` (SQLite: one process) hands the event to this process's subscribers
+once the write has committed. An event names rows and never carries them:
 subscribers read what their query selects, so a payload stays a few hundred
 bytes, far below NOTIFY's 8000-byte limit, however big the batch.
 
@@ -26,9 +27,9 @@ from enum import StrEnum
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessiongraph.db import writes
 from sessiongraph.errors import EventsMissed
 
 logger = logging.getLogger("sessiongraph.events")
@@ -43,6 +44,9 @@ class EventKind(StrEnum):
     STARTED = "started"
     RECORDED = "recorded"
     COMPLETED = "completed"
+
+
+_RANK = {EventKind.STARTED: 0, EventKind.RECORDED: 1, EventKind.COMPLETED: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,8 @@ class Event:
             ):
                 raise ValueError(f"not an event: {text[:200]!r}")
             rows = (rows[0], rows[1])
+        if (rows is None) != (kind is not EventKind.RECORDED):
+            raise ValueError(f"not an event: {text[:200]!r}")
         return cls(kind=kind, session_id=session_id, rows=rows)
 
 
@@ -117,7 +123,9 @@ class Mailbox:
                 )
             )
             return
-        self._pending.pop(key, None)  # a coalesced event moves to the back
+        earlier = self._pending.pop(key, None)  # a coalesced event moves to the back
+        if earlier is not None and _RANK[earlier.kind] > _RANK[event.kind]:
+            event = earlier  # a late RECORDED must not hide that the session completed
         self._pending[key] = event
         self._ready.set()
 
@@ -152,7 +160,11 @@ class Broker:
     async def stop(self) -> None:
         pass
 
-    async def publish(self, event: Event) -> None:
+    async def announce(self, conn: AsyncConnection, event: Event) -> None:
+        """Called inside the write's transaction, just before it commits."""
+
+    def committed(self, event: Event) -> None:
+        """Called once the write's transaction has committed."""
         self.deliver(event)
 
     def deliver(self, event: Event) -> None:
@@ -189,7 +201,6 @@ class PostgresBroker(Broker):
 
     def __init__(self, engine: AsyncEngine, *, capacity: int) -> None:
         super().__init__(capacity=capacity)
-        self._engine = engine
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._connection: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
@@ -209,8 +220,29 @@ class PostgresBroker(Broker):
             with contextlib.suppress(Exception):
                 await connection.close(timeout=2)
 
-    async def publish(self, event: Event) -> None:
-        await writes.notify(engine=self._engine, channel=CHANNEL, payload=event.encode())
+    async def announce(self, conn: AsyncConnection, event: Event) -> None:
+        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, event.encode())))
+
+    def committed(self, event: Event) -> None:
+        pass  # NOTIFY delivers it, to this process too
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._lost.is_set()
+
+    @contextlib.contextmanager
+    def subscribe(
+        self, *, accepts: Callable[[Event], bool], key: Callable[[Event], Hashable] | None
+    ) -> Iterator[Mailbox]:
+        with super().subscribe(accepts=accepts, key=key) as mailbox:
+            if not self.connected:  # it would hear nothing until the listener is back
+                mailbox.fail(
+                    EventsMissed(
+                        "The server's event feed is reconnecting. Try again shortly.",
+                        reason="listenerReconnecting",
+                    )
+                )
+            yield mailbox
 
     @property
     def listener_pid(self) -> int | None:
@@ -219,8 +251,12 @@ class PostgresBroker(Broker):
 
     async def _connect(self) -> None:
         connection: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=10)
-        connection.add_termination_listener(self._on_termination)
-        await connection.add_listener(CHANNEL, self._on_notification)
+        try:
+            connection.add_termination_listener(self._on_termination)
+            await connection.add_listener(CHANNEL, self._on_notification)
+        except BaseException:
+            connection.terminate()
+            raise
         self._connection = connection
         self._lost.clear()
 

@@ -56,11 +56,11 @@ class OperationFilter:
     success: bool | None = None
 
 
-#: Statements still running for a caller that has gone away; see ``_uncancellable``.
+#: Statements still running for a caller that has gone away; see ``uncancellable``.
 _in_flight: set[asyncio.Task[Any]] = set()
 
 
-async def _uncancellable(work: Coroutine[Any, Any, T]) -> T:
+async def uncancellable(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` to completion even if the awaiting request is cancelled.
 
     GraphQL execution cancels the loads of sibling fields once an error nulls
@@ -91,7 +91,7 @@ async def _all(engine: AsyncEngine, stmt: sa.Executable) -> Sequence[RowMapping]
             result = await conn.execute(stmt)
             return result.mappings().all()
 
-    return await _uncancellable(_timed(run()))
+    return await uncancellable(_timed(run()))
 
 
 async def _scalar(engine: AsyncEngine, stmt: sa.Executable) -> Any:
@@ -99,7 +99,7 @@ async def _scalar(engine: AsyncEngine, stmt: sa.Executable) -> Any:
         async with engine.connect() as conn:
             return await conn.scalar(stmt)
 
-    return await _uncancellable(_timed(run()))
+    return await uncancellable(_timed(run()))
 
 
 async def _timed(work: Coroutine[Any, Any, T]) -> T:

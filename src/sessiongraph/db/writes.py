@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessiongraph.db.tables import operations, sessions, workflows
 from sessiongraph.errors import BadUserInput
+from sessiongraph.events import Event, EventKind
+
+#: Told of a write's event inside its transaction (see ``sessiongraph.events``).
+Announce = Callable[[AsyncConnection, Event], Awaitable[None]]
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
@@ -25,14 +29,15 @@ class Recorded:
 
     new_ids: list[str]
     already_present: list[str]
-    #: The first and last ``operations.id`` stored by the call; None when it stored none.
-    rows: tuple[int, int] | None = None
+    #: What subscribers were told; None when the call stored nothing new.
+    event: Event | None = None
 
 
 async def start_session(
-    *, engine: AsyncEngine, row: dict[str, Any], workflow_name: str | None
-) -> None:
+    *, engine: AsyncEngine, row: dict[str, Any], workflow_name: str | None, announce: Announce
+) -> Event:
     """Insert a session (and its workflow when new, or name it when a name is given)."""
+    event = Event(EventKind.STARTED, row["id"])
     taken = BadUserInput(f"A session with id {row['id']!r} already exists", field="input.id")
     try:
         async with engine.begin() as conn:
@@ -41,8 +46,10 @@ async def start_session(
             if row["workflow_id"] is not None:
                 await upsert_workflows(conn, {row["workflow_id"]: workflow_name})
             await conn.execute(sessions.insert(), [row])
+            await announce(conn, event)
     except sa.exc.IntegrityError:  # the same id, started concurrently
         raise taken from None
+    return event
 
 
 def dialect_insert(conn: AsyncConnection) -> Any:
@@ -73,7 +80,7 @@ async def _session_status(
 
 
 async def record_operations(
-    *, engine: AsyncEngine, session_id: str, rows: Sequence[dict[str, Any]]
+    *, engine: AsyncEngine, session_id: str, rows: Sequence[dict[str, Any]], announce: Announce
 ) -> Recorded:
     """Store the operations of ``rows`` not stored yet; ids already there are reported.
 
@@ -110,13 +117,18 @@ async def record_operations(
             # session may have been completed since it was first read.
             if conn.dialect.name == "sqlite":
                 _refuse_if_finished(session_id, await _session_status(conn, session_id))
-        # On PostgreSQL the session's row lock keeps other batches for this
-        # session out of the range; on SQLite the database lock does.
-        span = (min(keys.values()), max(keys.values())) if keys else None
+        # The event names the span of operations.id the batch took: on PostgreSQL
+        # the session's row lock keeps other batches for this session out of it
+        # (the importer takes the same lock), on SQLite the database lock does.
+        event = None
+        if keys:
+            span = (min(keys.values()), max(keys.values()))
+            event = Event(EventKind.RECORDED, session_id, span)
+            await announce(conn, event)
     return Recorded(
         new_ids=[row["operation_id"] for row in new],
         already_present=[i for i in ids if i in owners],
-        rows=span,
+        event=event,
     )
 
 
@@ -162,7 +174,9 @@ class Completion:
     cost_by_model: dict[str, str] | None
 
 
-async def complete_session(*, engine: AsyncEngine, session_id: str, completion: Completion) -> None:
+async def complete_session(
+    *, engine: AsyncEngine, session_id: str, completion: Completion, announce: Announce
+) -> Event:
     """Finish a running or pending session; a finished one is left unchanged (an error)."""
     async with engine.begin() as conn:
         stmt = sa.select(sessions).where(sessions.c.id == session_id)
@@ -214,9 +228,6 @@ async def complete_session(*, engine: AsyncEngine, session_id: str, completion: 
             raise BadUserInput(
                 f"Session {session_id!r} was completed meanwhile; nothing was changed", field="id"
             )
-
-
-async def notify(*, engine: AsyncEngine, channel: str, payload: str) -> None:
-    """PostgreSQL: send ``payload`` to every connection listening on ``channel``."""
-    async with engine.begin() as conn:
-        await conn.execute(sa.select(sa.func.pg_notify(channel, payload)))
+        event = Event(EventKind.COMPLETED, session_id)
+        await announce(conn, event)
+    return event

@@ -15,9 +15,14 @@ INTERNAL_MESSAGE = "Internal server error"
 
 def is_unexpected(error: GraphQLError) -> bool:
     """True for a failure of the server during execution, not a client mistake."""
-    if isinstance(error.original_error, ApiError):
+    original = error.original_error
+    if isinstance(original, ApiError) or "code" in (error.extensions or {}):
         return False
-    return error.path is not None and "code" not in (error.extensions or {})
+    # Errors of a document or its variables have no path; a subscription's stream
+    # failing has none either, but carries the exception that broke it.
+    return error.path is not None or (
+        original is not None and not isinstance(original, GraphQLError | ValueError | TypeError)
+    )
 
 
 def shape_error(error: GraphQLError) -> GraphQLError:

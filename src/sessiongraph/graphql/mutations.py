@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry import UNSET
 
 from sessiongraph.db import queries, writes
-from sessiongraph.db.writes import TERMINAL_STATUSES, Completion
+from sessiongraph.db.writes import TERMINAL_STATUSES, Announce, Completion
 from sessiongraph.errors import BadUserInput
-from sessiongraph.events import Event, EventKind
+from sessiongraph.events import Event
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.selection import operation_list_columns
@@ -28,7 +28,7 @@ from sessiongraph.inputs import (
     check_text,
 )
 
-logger = logging.getLogger("sessiongraph.graphql")
+T = TypeVar("T")
 
 #: Operations one recordOperations call may carry.
 MAX_OPERATIONS_PER_CALL = 1000
@@ -140,12 +140,20 @@ def _operation_row(session_id: str, op: OperationInput, index: int) -> dict[str,
     }
 
 
-async def _publish(info: Info, event: Event) -> None:
-    """Tell subscribers, after the commit. The write stands even if telling fails."""
-    try:
-        await info.context.events.publish(event)
-    except Exception:
-        logger.exception("could not publish %s", event)
+async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
+    """Run ``write``, announcing its event, and tell this process's subscribers once it
+    has committed. It runs to the end even if the request is cancelled meanwhile: a
+    committed write is always announced."""
+    events = info.context.events
+
+    async def run() -> T:
+        result = await write(events.announce)
+        event = result if isinstance(result, Event) else getattr(result, "event", None)
+        if event is not None:
+            events.committed(event)
+        return result
+
+    return await queries.uncancellable(run())
 
 
 async def _session(info: Info, session_id: str) -> Session:
@@ -209,8 +217,13 @@ class Mutation:
             "started_at": started_at,
             "metadata": metadata or {},
         }
-        await writes.start_session(engine=info.context.engine, row=row, workflow_name=workflow_name)
-        await _publish(info, Event(EventKind.STARTED, session_id))
+        engine = info.context.engine
+        await _write(
+            info,
+            lambda announce: writes.start_session(
+                engine=engine, row=row, workflow_name=workflow_name, announce=announce
+            ),
+        )
         return await _session(info, session_id)
 
     @strawberry.mutation(
@@ -241,11 +254,13 @@ class Mutation:
                     field=f"operations[{index}].operationId",
                 )
             seen.add(row["operation_id"])
-        recorded = await writes.record_operations(
-            engine=info.context.engine, session_id=session_id, rows=rows
+        engine = info.context.engine
+        recorded = await _write(
+            info,
+            lambda announce: writes.record_operations(
+                engine=engine, session_id=session_id, rows=rows, announce=announce
+            ),
         )
-        if recorded.rows is not None:
-            await _publish(info, Event(EventKind.RECORDED, session_id, recorded.rows))
         raw = info._raw_info
         stored = await queries.fetch_operations_by_id(
             engine=info.context.engine,
@@ -318,8 +333,11 @@ class Mutation:
                 {c.model: format(c.cost_usd, "f") for c in costs} if costs is not None else None
             ),
         )
-        await writes.complete_session(
-            engine=info.context.engine, session_id=id, completion=completion
+        engine = info.context.engine
+        await _write(
+            info,
+            lambda announce: writes.complete_session(
+                engine=engine, session_id=id, completion=completion, announce=announce
+            ),
         )
-        await _publish(info, Event(EventKind.COMPLETED, id))
         return await _session(info, id)

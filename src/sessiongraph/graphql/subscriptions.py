@@ -18,8 +18,8 @@ import strawberry
 from strawberry import UNSET
 
 from sessiongraph.db import queries
+from sessiongraph.db.writes import TERMINAL_STATUSES
 from sessiongraph.errors import ApiError, InternalError
-from sessiongraph.events import EventKind
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.errors import INTERNAL_MESSAGE
 from sessiongraph.graphql.filters import (
@@ -87,7 +87,8 @@ async def _reported(subscription: str) -> AsyncIterator[None]:
 @strawberry.type(description="Changes pushed as they happen (graphql-transport-ws at /graphql).")
 class Subscription:
     @strawberry.subscription(
-        description="A session each time it changes: started, operations recorded "
+        description="A session as it is once the subscription listens (nothing if it does "
+        "not exist yet), then each time it changes: started, operations recorded "
         "(operationCount), completed (status, tokens, cost, completion). Changes in quick "
         "succession may arrive as one, always showing the latest state."
     )
@@ -101,17 +102,20 @@ class Subscription:
     ) -> AsyncGenerator[Session, None]:
         session_id = check_id(id, "id")
         context = info.context
-        with context.events.subscribe(
-            accepts=lambda event: event.session_id == session_id,
-            key=lambda event: event.session_id,
-        ) as mailbox:
-            while True:
-                await mailbox.take()
-                async with _reported("sessionUpdated"):
+        async with _reported("sessionUpdated"):
+            with context.events.subscribe(
+                accepts=lambda event: event.session_id == session_id,
+                key=lambda event: event.session_id,
+            ) as mailbox:
+                # Listening from here: the current state first, so a client that
+                # reads nothing else misses nothing.
+                row = await queries.fetch_session(engine=context.engine, session_id=session_id)
+                while True:
+                    if row is not None:
+                        context.renew_loaders()
+                        yield Session.from_row(row)
+                    await mailbox.take()
                     row = await queries.fetch_session(engine=context.engine, session_id=session_id)
-                if row is not None:
-                    context.renew_loaders()
-                    yield Session.from_row(row)
 
     @strawberry.subscription(
         description="Each new batch of a session's operations, as recordOperations stores it. "
@@ -129,27 +133,25 @@ class Subscription:
         context = info.context
         raw = info._raw_info
         columns = operation_list_columns(raw.field_nodes, raw.fragments, "operations")
-        with context.events.subscribe(
-            accepts=lambda event: (
-                event.session_id == session_id and event.kind is EventKind.RECORDED
-            ),
-            key=None,
-        ) as mailbox:
-            while True:
-                for event in await mailbox.take():
-                    assert event.rows is not None
-                    async with _reported("operationsRecorded"):
+        async with _reported("operationsRecorded"):
+            with context.events.subscribe(
+                accepts=lambda event: event.session_id == session_id and event.rows is not None,
+                key=None,
+            ) as mailbox:
+                while True:
+                    for event in await mailbox.take():
+                        assert event.rows is not None
                         rows = await queries.fetch_recorded_operations(
                             engine=context.engine,
                             session_id=session_id,
                             rows=event.rows,
                             columns=columns,
                         )
-                    if rows:
-                        yield RecordedOperations(
-                            session_id=session_id,
-                            operations=[Operation.from_row(row) for row in rows],
-                        )
+                        if rows:
+                            yield RecordedOperations(
+                                session_id=session_id,
+                                operations=[Operation.from_row(row) for row in rows],
+                            )
 
     @strawberry.subscription(
         description="Changes to the sessions a `sessions` list with the same filter shows: "
@@ -172,36 +174,36 @@ class Subscription:
             started_after=started_after,
             started_before=started_before,
         )
-        # A completed session was pending or running just before: it may have
-        # left this list if the filter shows either.
+        # A finished session was pending or running before: it may have left this
+        # list if the filter shows either. (Only the status of a session changes.)
         can_leave = not filters.statuses or bool(_OPEN_STATUSES & set(filters.statuses))
         context = info.context
-        # Every event is a candidate: whether its session matches is read with it.
-        with context.events.subscribe(
-            accepts=lambda _event: True, key=lambda event: event.session_id
-        ) as mailbox:
-            while True:
-                events = await mailbox.take()
-                async with _reported("sessionsChanged"):
+        async with _reported("sessionsChanged"):
+            # Every event is a candidate: whether its session matches is read with it.
+            with context.events.subscribe(
+                accepts=lambda _event: True, key=lambda event: event.session_id
+            ) as mailbox:
+                while True:
+                    events = await mailbox.take()
                     rows = await queries.fetch_sessions_for_filter(
                         engine=context.engine,
                         ids=[event.session_id for event in events],
                         filters=filters,
                     )
-                context.renew_loaders()
-                for event in events:
-                    row = rows.get(event.session_id)
-                    if row is None:
-                        continue
-                    matches = bool(row["matches"])
-                    left = (
-                        event.kind is EventKind.COMPLETED
-                        and can_leave
-                        and bool(row["matches_but_status"])
-                    )
-                    if matches or left:
-                        yield SessionChange(
-                            kind=SessionChangeKind(event.kind.value),
-                            matches_filter=matches,
-                            session=Session.from_row(row),
+                    context.renew_loaders()
+                    for event in events:
+                        row = rows.get(event.session_id)
+                        if row is None:
+                            continue
+                        matches = bool(row["matches"])
+                        left = (
+                            can_leave
+                            and row["status"] in TERMINAL_STATUSES
+                            and bool(row["matches_but_status"])
                         )
+                        if matches or left:
+                            yield SessionChange(
+                                kind=SessionChangeKind(event.kind.value),
+                                matches_filter=matches,
+                                session=Session.from_row(row),
+                            )
