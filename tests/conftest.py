@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,25 @@ async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def gql(http: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(http)
+
+
+Configured = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def configured(settings: Settings, app: Starlette) -> Configured:
+    """Opens an HTTP client to another app on the same (emptied) database, with some
+    settings changed: ``async with configured(max_depth=3) as http: ...``."""
+
+    @asynccontextmanager
+    async def open_client(**changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+        other = create_app(settings.model_copy(update=changes))
+        async with other.router.lifespan_context(other):
+            transport = httpx.ASGITransport(app=other)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                yield c
+
+    return open_client
 
 
 @pytest.fixture

@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     _database_url_option(load)
     load.set_defaults(command=import_command)
 
+    token = commands.add_parser(
+        "hash-token", help="print a bearer token's SHA-256 digest (for the token settings)"
+    )
+    token.add_argument(
+        "token", nargs="?", help="the token; a new random one is made (and printed) when absent"
+    )
+    token.set_defaults(command=hash_token_command)
+
     db = commands.add_parser("db", help="database schema migrations")
     db_commands = db.add_subparsers(title="db commands", required=True)
     upgrade = db_commands.add_parser("upgrade", help="bring the schema up to this version")
@@ -317,3 +325,18 @@ def import_command(args: argparse.Namespace) -> int:
     for where, reason in report.skipped:
         print(f"  {where}: {reason}", file=sys.stderr)
     return 0 if not report.skipped else 3
+
+
+def hash_token_command(args: argparse.Namespace) -> int:
+    import secrets
+
+    from sessiongraph.config import token_digest
+
+    token = args.token
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        print(f"token:  {token}")
+        print(f"sha256: {token_digest(token)}")
+    else:
+        print(token_digest(token))
+    return 0

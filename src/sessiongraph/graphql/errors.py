@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 
 from sessiongraph.errors import ApiError, ErrorCode
@@ -25,14 +27,37 @@ def is_unexpected(error: GraphQLError) -> bool:
     )
 
 
-def shape_error(error: GraphQLError) -> GraphQLError:
+_TOKEN_LIMIT = re.compile(r"Document contains more than (\d+) tokens")
+_SUGGESTION = re.compile(r" Did you mean .*\?$")
+
+
+def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLError:
     """The client's view of ``error``: ours as raised, the document's as BAD_USER_INPUT,
     anything else masked as INTERNAL (the schema logs those with their traceback).
+    Without ``suggestions``, "Did you mean ...?" hints about the schema are cut.
 
     Shaping a shaped error changes nothing.
     """
     if "code" in (error.extensions or {}):
         return error
+    if isinstance(error, ValidationAbortedError):  # graphql-core's own work budget
+        return GraphQLError(
+            "This document is too costly to validate (too many overlapping fields)",
+            extensions={
+                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                "limit": "validationComplexity",
+            },
+        )
+    if isinstance(error, GraphQLSyntaxError) and (found := _TOKEN_LIMIT.search(error.message)):
+        maximum = int(found.group(1))
+        return GraphQLError(
+            f"This document has more than {maximum} tokens, the limit",
+            extensions={
+                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                "limit": "maxTokens",
+                "maximum": maximum,
+            },
+        )
     if is_unexpected(error):
         return GraphQLError(
             INTERNAL_MESSAGE,
@@ -42,8 +67,9 @@ def shape_error(error: GraphQLError) -> GraphQLError:
         )
     # Anything else was raised before execution (syntax, validation, variable
     # coercion): a mistake in the client's document or variables.
+    message = error.message if suggestions else _SUGGESTION.sub("", error.message)
     return GraphQLError(
-        error.message,
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
@@ -57,14 +83,15 @@ class ErrorShapes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        _shape(self.execution_context.result)
+        self._shape(self.execution_context.result)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
-        _shape(result)
+        self._shape(result)
         yield
 
-
-def _shape(result: Any) -> None:
-    errors = getattr(result, "errors", None)
-    if errors:
-        result.errors = [shape_error(error) for error in errors]
+    def _shape(self, result: Any) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            settings = getattr(self.execution_context.context, "settings", None)
+            suggestions = settings is None or not settings.is_production
+            result.errors = [shape_error(e, suggestions=suggestions) for e in errors]

@@ -224,5 +224,6 @@ schema = Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[RequestLimits, ErrorShapes],
-    config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    # Whether batches are accepted, and how big, is the request guard's to decide.
+    config=StrawberryConfig(scalar_map=SCALAR_MAP, batching_config={"max_operations": 10_000}),
 )
