@@ -22,6 +22,8 @@ class Caller:
     token may arrive after the connection opened (with connection_init)."""
 
     access: Access | None
+    #: The payload of the WebSocket's connection_init.
+    connection_params: dict[str, object] | None = None
 
 
 @dataclass
@@ -56,6 +58,15 @@ class Context:
     @property
     def read_only(self) -> bool:
         return self.caller.access is not Access.READ_WRITE
+
+    # Strawberry stores connection_init's payload here, on whichever fork it holds.
+    @property
+    def connection_params(self) -> dict[str, object] | None:
+        return self.caller.connection_params
+
+    @connection_params.setter
+    def connection_params(self, value: dict[str, object] | None) -> None:
+        self.caller.connection_params = value
 
     def fork(self) -> Context:
         """A context for another operation on the same connection: nothing cached is shared."""

@@ -130,11 +130,17 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> Context:
         return self._context_factory(granted(request.scope))
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET carrying only a persisted query's hash is an operation, not a browser.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
+
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate at connection_init: the upgrade request's Authorization header, or
         ``Authorization`` (or ``authToken``) in the connection_init payload."""
         if context.caller.access is None:
-            params = getattr(context, "connection_params", None) or {}
+            params = context.connection_params or {}
             token = params.get("Authorization") or params.get("authorization")
             if token is None and isinstance(params.get("authToken"), str):
                 token = f"Bearer {params['authToken']}"
