@@ -61,7 +61,7 @@ class RequestGuard:
             )
             await response(scope, receive, send)
             return
-        refusal = self._batch_refusal(body)
+        refusal = self._shape_refusal(body, headers) or self._batch_refusal(body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -88,6 +88,23 @@ class RequestGuard:
                 break
         return b"".join(chunks)
 
+    def _shape_refusal(self, body: bytes, headers: Headers) -> JSONResponse | None:
+        """A JSON body must be an object (or, batching, an array): GraphQL over HTTP."""
+        if not headers.get("content-type", "").startswith("application/json"):
+            return None
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return error_response(
+                400, "The request body is not UTF-8 text", ErrorCode.BAD_USER_INPUT
+            )
+        start = body.lstrip()[:1]
+        if start in (b"", b"{", b"["):
+            return None
+        return error_response(
+            400, "The request body must be a JSON object", ErrorCode.BAD_USER_INPUT
+        )
+
     def _batch_refusal(self, body: bytes) -> JSONResponse | None:
         if not body.lstrip().startswith(b"["):
             return None
@@ -102,8 +119,14 @@ class RequestGuard:
             operations = json.loads(body)
         except ValueError:
             return None  # GraphQL answers malformed JSON itself
+        if not isinstance(operations, list):
+            return None
+        if not all(isinstance(operation, dict) for operation in operations):
+            return error_response(
+                400, "Each operation of a batch must be a JSON object", ErrorCode.BAD_USER_INPUT
+            )
         maximum = self.settings.max_batch_operations
-        if isinstance(operations, list) and len(operations) > maximum:
+        if len(operations) > maximum:
             return error_response(
                 400,
                 f"This batch has {len(operations)} operations; the limit is {maximum}",
