@@ -137,8 +137,10 @@ def serve_command(args: argparse.Namespace) -> int:
     except SchemaBehind as error:
         print(error, file=sys.stderr)
         return 1
+    # A WebSocket message is held to the same limit as a request body.
+    options = {"ws_max_size": settings.max_body_bytes, "log_level": args.log_level}
     if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, **options)
         return 0
     # Workers build their app from the environment: hand them this one's settings,
     # including the cursor secret, so a cursor from one worker is good on another.
@@ -150,7 +152,7 @@ def serve_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         host=args.host,
         port=args.port,
-        log_level=args.log_level,
+        **options,
     )
     return 0
 
