@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
-    BREAK,
     DirectiveNode,
     DocumentNode,
     FieldNode,
@@ -36,7 +35,6 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
-from graphql.validation import ValidationRule
 from graphql.validation.rules.custom.no_schema_introspection import (
     NoSchemaIntrospectionCustomRule,
 )
@@ -257,55 +255,55 @@ def too_complex(limit: str, maximum: int, value: int, what: str = "This query") 
 
 class RequestLimits(SchemaExtension):
     """Applies the limits of the request's settings, refuses mutations to read-only
-    callers, hides introspection where it is off, and reports the cost it measured."""
+    callers, hides introspection where it is off, and reports the cost it measured.
+
+    The checks run before validation, on every request: they depend on the
+    variables and the caller, which a cached validation knows nothing of.
+    """
 
     def __init__(self) -> None:
         self.cost: int | None = None
+        self.budget = 0
 
     def on_operation(self) -> Iterator[None]:
         ctx = self.execution_context
         settings: Settings = ctx.context.settings
-        limits = Limits.from_settings(settings)
-        ctx.parse_options = {**ctx.parse_options, "max_tokens": limits.tokens}
-        rules: list[type[ValidationRule]] = [self._rule(limits)]
+        ctx.parse_options = {**ctx.parse_options, "max_tokens": settings.max_tokens}
         if not settings.introspection_enabled:
-            rules.append(NoSchemaIntrospectionCustomRule)
-        ctx.validation_rules = (*ctx.validation_rules, *rules)
+            ctx.validation_rules = (*ctx.validation_rules, NoSchemaIntrospectionCustomRule)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.graphql_document is not None and ctx.pre_execution_errors is None:
+            errors = self._refusals(ctx.graphql_document)
+            if errors:
+                ctx.pre_execution_errors = errors
         yield
 
     def get_results(self) -> dict[str, Any]:
         if self.cost is None or self.execution_context.pre_execution_errors:
             return {}
-        return {"cost": {"requestedNodes": self.cost, "budget": self._budget}}
+        return {"cost": {"requestedNodes": self.cost, "budget": self.budget}}
 
-    def _rule(self, limits: Limits) -> type[ValidationRule]:
-        extension = self
+    def _refusals(self, document: DocumentNode) -> list[GraphQLError]:
         ctx = self.execution_context
-        self._budget = limits.cost
-        read_only = bool(ctx.context.read_only)
-
-        class LimitsRule(ValidationRule):
-            def enter_document(self, node: DocumentNode, *_: Any) -> Any:
-                operation = _operation(node, ctx.operation_name)
-                if operation is None:
-                    return BREAK  # other rules report a missing or ambiguous operation
-                if read_only and operation.operation is OperationType.MUTATION:
-                    self.report_error(
-                        GraphQLError(
-                            "This token may only read: mutations need a read-write token",
-                            extensions={"code": ErrorCode.FORBIDDEN.value},
-                        )
-                    )
-                    return BREAK
-                measured = measure(self.context.schema, node, operation, ctx.variables or {})
-                over = list(limits.exceeded(measured))
-                for name, maximum, value in over:
-                    self.report_error(too_complex(name, maximum, value))
-                if not over:
-                    extension.cost = measured.cost
-                return BREAK
-
-        return LimitsRule
+        operation = _operation(document, ctx.operation_name)
+        if operation is None:
+            return []  # validation reports a missing or ambiguous operation
+        if ctx.context.read_only and operation.operation is OperationType.MUTATION:
+            return [
+                GraphQLError(
+                    "This token may only read: mutations need a read-write token",
+                    extensions={"code": ErrorCode.FORBIDDEN.value},
+                )
+            ]
+        limits = Limits.from_settings(ctx.context.settings)
+        measured = measure(ctx.schema._schema, document, operation, ctx.variables or {})
+        refusals = [too_complex(*over) for over in limits.exceeded(measured)]
+        if not refusals:
+            self.cost, self.budget = measured.cost, limits.cost
+        return refusals
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:

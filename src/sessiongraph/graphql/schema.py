@@ -20,6 +20,7 @@ from sessiongraph.db.queries import Keyset, SessionOrdering
 from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
+from sessiongraph.graphql.documents import DocumentCache
 from sessiongraph.graphql.errors import ErrorShapes, is_unexpected
 from sessiongraph.graphql.filters import (
     StartedAfterArgument,
@@ -223,7 +224,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[RequestLimits, ErrorShapes],
+    extensions=[RequestLimits, DocumentCache, ErrorShapes],
     # Whether batches are accepted, and how big, is the request guard's to decide.
     config=StrawberryConfig(scalar_map=SCALAR_MAP, batching_config={"max_operations": 10_000}),
 )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -193,6 +195,23 @@ class GraphQLView(GraphQL[Context, None]):
             request_data=dataclasses.replace(request_data, query=query),
         )
 
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket messages of graphql-transport-ws are text frames.
+        return dumps(data).decode()
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = Response(dumps(response_data), media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
@@ -202,3 +221,12 @@ class GraphQLView(GraphQL[Context, None]):
         if result.extensions:
             response["extensions"] = result.extensions
         return response
+
+
+def dumps(data: object) -> bytes:
+    """JSON with orjson; the standard library for what orjson refuses (integers past
+    64 bits in a stored JSON value)."""
+    try:
+        return orjson.dumps(data)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,83 @@
+"""Parsed and validated documents, kept for the next request with the same text.
+
+Clients send the same few queries over and over; parsing and validating one again
+costs as much as a small response. Both caches are bounded (least recently used go
+first) and keyed by everything that changes the outcome: the text, the token
+limit, and whether introspection is allowed. The limits that depend on variables
+or on the caller are checked on every request (``RequestLimits``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from graphql import DocumentNode, GraphQLError, parse
+from strawberry.extensions import SchemaExtension
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+CACHE_SIZE = 1000
+
+
+class LRU(Generic[K, V]):
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_parsed: LRU[tuple[str, int | None], DocumentNode] = LRU(CACHE_SIZE)
+_validated: LRU[tuple[str, bool], list[GraphQLError]] = LRU(CACHE_SIZE)
+
+
+class DocumentCache(SchemaExtension):
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        query = ctx.query
+        if query is None or ctx.graphql_document is not None:
+            yield
+            return
+        key = (query, ctx.parse_options.get("max_tokens"))
+        document = _parsed.get(key)
+        if document is None:
+            try:  # a failure is left to Strawberry, which reports it
+                document = parse(query, **ctx.parse_options)
+            except GraphQLError:
+                yield
+                return
+            _parsed.put(key, document)
+        ctx.graphql_document = document
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.pre_execution_errors is not None or ctx.query is None:
+            yield  # refused already (a limit), or nothing to key on
+            return
+        settings = getattr(ctx.context, "settings", None)
+        key = (ctx.query, bool(settings is None or settings.introspection_enabled))
+        known = _validated.get(key)
+        if known is not None:
+            ctx.pre_execution_errors = list(known)
+            yield
+            return
+        yield
+        if ctx.pre_execution_errors is not None:
+            _validated.put(key, list(ctx.pre_execution_errors))
