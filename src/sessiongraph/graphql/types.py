@@ -208,7 +208,10 @@ class Operation:
     @classmethod
     def from_row(cls, row: RowMapping) -> Self:
         """Build from a row of any projection; columns not read stay null."""
-        get = row.get
+
+        def read(column: str) -> Any:  # `in` is cheap; RowMapping.get raises inside
+            return row[column] if column in row else None  # noqa: SIM401
+
         return cls(
             operation_id=row["operation_id"],
             session_id=row["session_id"],
@@ -221,12 +224,12 @@ class Operation:
             total_tokens=row["total_tokens"],
             tool_name=row["tool_name"],
             tool_use_id=row["tool_use_id"],
-            tool_input=tool_input_object(get("tool_input")),  # type: ignore[arg-type]
-            tool_output=get("tool_output"),
+            tool_input=tool_input_object(read("tool_input")),  # type: ignore[arg-type]
+            tool_output=read("tool_output"),
             message_role=row["message_role"],
-            message_content=get("message_content"),
-            thinking_content=get("thinking_content"),
-            git=GitInfo.from_stored(get("git")),
+            message_content=read("message_content"),
+            thinking_content=read("thinking_content"),
+            git=GitInfo.from_stored(read("git")),
         )
 
 
