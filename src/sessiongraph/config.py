@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         description="Run only the queries of persisted_queries_file (an allow-list).",
     )
 
+    compiled_execution: bool = Field(
+        default=True,
+        description="Complete fields that only read their object without graphql-core's "
+        "generic steps (same results, faster); off runs plain graphql-core.",
+    )
+
     @field_validator("token_sha256", "read_only_token_sha256", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -22,6 +22,7 @@ from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import ValueKind
 from sessiongraph.graphql.documents import DocumentCache
 from sessiongraph.graphql.errors import ErrorShapes, is_unexpected
+from sessiongraph.graphql.execution import CompiledExecutionContext
 from sessiongraph.graphql.filters import (
     StartedAfterArgument,
     StartedBeforeArgument,
@@ -225,6 +226,7 @@ schema = Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[RequestLimits, DocumentCache, ErrorShapes],
+    execution_context_class=CompiledExecutionContext,
     # Whether batches are accepted, and how big, is the request guard's to decide.
     config=StrawberryConfig(scalar_map=SCALAR_MAP, batching_config={"max_operations": 10_000}),
 )

@@ -1,0 +1,226 @@
+"""A compiled path through graphql-core's execution for fields that only read their source.
+
+graphql-core completes every field through several generic calls: build an info
+object, call the resolver, complete the value by type. Most fields of a large
+response need none of that: ``operationType`` of an Operation is an attribute of the
+object, a leaf to serialize. For each selection set (which graphql-core collects once
+per request, with fragments, aliases and ``@skip``/``@include`` already applied) this
+context builds a plan once: for every response key, either a reader that produces the
+completed value straight from the source object, or nothing, which leaves the key to
+graphql-core. Resolvers that are real code (loaders, arguments, ``info``) always run
+through graphql-core.
+
+A reader never decides anything GraphQL specifies: when a value is not plainly
+valid (null for a non-null field, a value a scalar cannot serialize, an exception
+object), the reader gives up and graphql-core completes that field again from the
+start, producing exactly its result and error. Reading is free of side effects, so
+doing it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    Undefined,
+)
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.fields.resolver import SELF_PARAMSPEC
+
+Reader = Callable[[Any], Any]
+
+
+class GiveUp(Exception):
+    """The fast path cannot complete this value; graphql-core will."""
+
+
+_GIVE_UP = GiveUp()
+
+
+class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = getattr(self.context_value, "settings", None)
+        enabled = settings is None or settings.compiled_execution
+        # Middleware wraps every resolver: then only graphql-core knows what a field does.
+        wrapped = getattr(self.middleware_manager, "_middleware_resolvers", None)
+        self._compiled = enabled and not wrapped
+        #: id(grouped field set) -> (the set, kept alive so the id stays its own; its plan)
+        self._plans: dict[int, tuple[Any, list[tuple[str, Reader | None]]]] = {}
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        if not self._compiled:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        plan = self._plan(parent_type, grouped_field_set)
+        results: dict[str, Any] = {}
+        slow: dict[str, Any] = {}
+        for key, reader in plan:
+            if reader is not None:
+                try:
+                    results[key] = reader(source_value)
+                    continue
+                except Exception:  # anything unusual: graphql-core does it, errors and all
+                    pass
+            slow[key] = grouped_field_set[key]
+            results[key] = Undefined  # keeps the response's key order
+        if not slow:
+            return results
+        completed = super().execute_fields(parent_type, source_value, path, slow, position_context)
+        if isinstance(completed, dict):
+            return _merge(results, completed)
+
+        async def merge() -> dict[str, Any]:
+            return _merge(results, await completed)
+
+        return merge()
+
+    def _plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: Any
+    ) -> list[tuple[str, Reader | None]]:
+        cached = self._plans.get(id(grouped_field_set))
+        if cached is not None:
+            return cached[1]
+        plan = [
+            (key, self._reader(parent_type, details)) for key, details in grouped_field_set.items()
+        ]
+        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        return plan
+
+    def _reader(self, parent_type: GraphQLObjectType, details: Any) -> Reader | None:
+        """How to complete this field from its source alone, or None."""
+        node = details[0].node
+        name = node.name.value
+        if name == "__typename":
+            type_name = parent_type.name
+            return lambda _source: type_name
+        if node.arguments or (node.directives and _has_non_skip_directive(node.directives)):
+            return None
+        field = parent_type.fields.get(name)
+        if field is None or field.args:
+            return None
+        read = _source_reader(field)
+        if read is None:
+            return None
+        complete = self._completer(field.type, details)
+        if complete is None:
+            return None
+        return lambda source: complete(read(source))
+
+    def _completer(self, type_: GraphQLOutputType, details: Any) -> Reader | None:
+        """Completes a value of ``type_`` as graphql-core would, or gives up."""
+        if isinstance(type_, GraphQLNonNull):
+            inner = self._completer(type_.of_type, details)
+            if inner is None:
+                return None
+
+            def non_null(value: Any) -> Any:
+                if value is None:
+                    raise _GIVE_UP
+                return inner(value)
+
+            return non_null
+        if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+            coerce = type_.coerce_output_value
+
+            def leaf(value: Any) -> Any:
+                if value is None:
+                    return None
+                if value is Undefined or isinstance(value, Exception):
+                    raise _GIVE_UP
+                try:
+                    coerced = coerce(value)
+                except Exception:
+                    raise _GIVE_UP from None
+                if coerced is None or coerced is Undefined:
+                    raise _GIVE_UP
+                return coerced
+
+            return leaf
+        if isinstance(type_, GraphQLList):
+            item = self._completer(type_.of_type, details)
+            if item is None:
+                return None
+
+            def items(value: Any) -> Any:
+                if value is None:
+                    return None
+                if not isinstance(value, list | tuple):
+                    raise _GIVE_UP
+                return [item(v) for v in value]
+
+            return items
+        if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
+            grouped, defer_usages, *_ = self.collect_subfields(type_, details)
+            if defer_usages:
+                return None
+            plan = self._plan(type_, grouped)
+            if any(reader is None for _, reader in plan):
+                return None  # graphql-core completes it, with this plan for its plain keys
+            readers = [(key, reader) for key, reader in plan if reader is not None]
+
+            def obj(value: Any) -> Any:
+                if value is None:
+                    return None
+                if value is Undefined or isinstance(value, Exception):
+                    raise _GIVE_UP
+                return {key: reader(value) for key, reader in readers}
+
+            return obj
+        return None
+
+
+def _merge(results: dict[str, Any], completed: Mapping[str, Any]) -> dict[str, Any]:
+    for key in list(results):
+        if results[key] is Undefined:
+            if key in completed:
+                results[key] = completed[key]
+            else:  # graphql-core left the key out (an unknown field)
+                del results[key]
+    return results
+
+
+def _has_non_skip_directive(directives: Iterable[Any]) -> bool:
+    # @skip and @include are applied by field collection; anything else is unknown here.
+    return any(d.name.value not in ("skip", "include") for d in directives)
+
+
+def _source_reader(field: Any) -> Reader | None:
+    """Read the field's value from its source, for fields whose resolver does only that."""
+    definition = field.extensions.get("strawberry-definition")
+    if definition is None or definition.extensions:
+        return None
+    if getattr(field.resolve, "_is_default", False):
+        if definition.default_resolver is not getattr:
+            return None
+        return operator.attrgetter(definition.python_name)
+    resolver = definition.base_resolver
+    if resolver is None or resolver.is_async or resolver.arguments:
+        return None
+    reserved = resolver.reserved_parameters
+    if any(param is not None for spec, param in reserved.items() if spec is not SELF_PARAMSPEC):
+        return None
+    if reserved.get(SELF_PARAMSPEC) is None:
+        return None
+    function = resolver.wrapped_func
+    if isinstance(function, staticmethod | classmethod) or not callable(function):
+        return None
+    reader: Reader = function
+    return reader
