@@ -71,10 +71,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         authenticator=authenticator,
         persisted=PersistedQueries(settings),
     )
-    middleware = [Middleware(RequestGuard, settings=settings, authenticator=authenticator)]
+    # The guard wraps the GraphQL endpoint itself, so it runs for whatever path routes
+    # there (a root path or a mount included), and for nothing else.
+    guarded = RequestGuard(graphql, settings=settings, authenticator=authenticator)
+    middleware = []
     if settings.cors_origins:
-        middleware.insert(
-            0,
+        middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
@@ -86,8 +88,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
+            Route("/graphql", guarded, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", guarded),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Nodes one query may ask for, counted from its `first` arguments.",
     )
+    max_query_length: int = Field(
+        default=50_000, ge=100, description="Longest query text accepted, in characters."
+    )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )

@@ -1,11 +1,14 @@
-"""Checks made on /graphql before GraphQL sees a request: the token, the body size,
-and whether a batch is allowed. Refusals are JSON bodies in the GraphQL error shape."""
+"""Checks made before GraphQL sees a request: the token, the body size, the shape of
+the JSON, and whether a batch is allowed. Refusals are JSON bodies in the GraphQL
+error shape."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
+from urllib.parse import parse_qsl
 
+import orjson
+from graphql import GraphQLError
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +35,7 @@ class RequestGuard:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] != "/graphql":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -61,7 +64,7 @@ class RequestGuard:
             )
             await response(scope, receive, send)
             return
-        refusal = self._shape_refusal(body, headers) or self._batch_refusal(body)
+        refusal = self._refusal(scope, body, headers)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -88,54 +91,95 @@ class RequestGuard:
                 break
         return b"".join(chunks)
 
-    def _shape_refusal(self, body: bytes, headers: Headers) -> JSONResponse | None:
-        """A JSON body must be an object (or, batching, an array): GraphQL over HTTP."""
-        if not headers.get("content-type", "").startswith("application/json"):
-            return None
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            return error_response(
-                400, "The request body is not UTF-8 text", ErrorCode.BAD_USER_INPUT
-            )
-        start = body.lstrip()[:1]
-        if start in (b"", b"{", b"["):
-            return None
-        return error_response(
-            400, "The request body must be a JSON object", ErrorCode.BAD_USER_INPUT
-        )
+    def _refusal(self, scope: Scope, body: bytes, headers: Headers) -> JSONResponse | None:
+        """Whatever is wrong with the request's operations, as a response; None if nothing.
 
-    def _batch_refusal(self, body: bytes) -> JSONResponse | None:
-        if not body.lstrip().startswith(b"["):
-            return None
-        if not self.settings.batching:
-            return error_response(
-                400,
-                "Batched requests are off: send one operation per request "
-                "(or set SESSIONGRAPH_BATCHING=true)",
-                ErrorCode.BAD_USER_INPUT,
-            )
+        The JSON is read here with the strictness of RFC 8259 (UTF-8, bounded nesting),
+        so the GraphQL view only ever sees well-formed operations.
+        """
+        if scope["method"] == "GET":
+            params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            operation: dict[str, Any] = dict(params)
+            for name in ("variables", "extensions"):
+                if name in params:
+                    try:
+                        operation[name] = orjson.loads(params[name]) if params[name] else None
+                    except orjson.JSONDecodeError:
+                        return _bad(f"`{name}` is not valid JSON")
+            return self._operation_refusal(operation)
+        if "json" not in headers.get("content-type", "").lower():
+            return None  # the view refuses other content types itself
         try:
-            operations = json.loads(body)
-        except ValueError:
-            return None  # GraphQL answers malformed JSON itself
-        if not isinstance(operations, list):
-            return None
-        if not all(isinstance(operation, dict) for operation in operations):
-            return error_response(
-                400, "Each operation of a batch must be a JSON object", ErrorCode.BAD_USER_INPUT
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _bad("The request body is not valid JSON (UTF-8, nested at most 1024 deep)")
+        if isinstance(data, dict):
+            return self._operation_refusal(data)
+        if not isinstance(data, list):
+            return _bad("The request body must be a JSON object")
+        if not self.settings.batching:
+            return _bad(
+                "Batched requests are off: send one operation per request "
+                "(or set SESSIONGRAPH_BATCHING=true)"
             )
         maximum = self.settings.max_batch_operations
-        if len(operations) > maximum:
+        if len(data) > maximum:
             return error_response(
                 400,
-                f"This batch has {len(operations)} operations; the limit is {maximum}",
+                f"This batch has {len(data)} operations; the limit is {maximum}",
                 ErrorCode.QUERY_TOO_COMPLEX,
                 limit="maxBatchOperations",
                 maximum=maximum,
-                requested=len(operations),
+                requested=len(data),
             )
+        if not all(isinstance(item, dict) for item in data):
+            return _bad("Each operation of a batch must be a JSON object")
+        for item in data:
+            refusal = self._operation_refusal(item)
+            if refusal is not None:
+                return refusal
         return None
+
+    def _operation_refusal(self, operation: dict[str, Any]) -> JSONResponse | None:
+        problem = operation_problem(operation, self.settings.max_query_length)
+        if problem is None:
+            return None
+        extensions = dict(problem.extensions or {})
+        code = ErrorCode(extensions.pop("code"))
+        return error_response(400, problem.message, code, **extensions)
+
+
+def operation_problem(operation: dict[str, Any], max_query_length: int) -> GraphQLError | None:
+    """What is wrong with the fields of one operation (HTTP or WebSocket), if anything."""
+    query = operation.get("query")
+    if query is not None and not isinstance(query, str):
+        return _problem("`query` must be a string")
+    for name in ("variables", "extensions"):
+        value = operation.get(name)
+        if value is not None and not isinstance(value, dict):
+            return _problem(f"`{name}` must be a JSON object")
+    operation_name = operation.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        return _problem("`operationName` must be a string")
+    if query is not None and len(query) > max_query_length:
+        return GraphQLError(
+            f"The query is {len(query)} characters long; the limit is {max_query_length}",
+            extensions={
+                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                "limit": "maxQueryLength",
+                "maximum": max_query_length,
+                "requested": len(query),
+            },
+        )
+    return None
+
+
+def _problem(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": ErrorCode.BAD_USER_INPUT.value})
+
+
+def _bad(message: str) -> JSONResponse:
+    return error_response(400, message, ErrorCode.BAD_USER_INPUT)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -152,5 +196,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def granted(scope: Scope) -> Access | None:
-    access: Access | None = scope.get(ACCESS_KEY, Access.READ_WRITE)
+    """What the guard granted; nothing when the guard did not see the request."""
+    access: Access | None = scope.get(ACCESS_KEY)
     return access

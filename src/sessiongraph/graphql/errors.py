@@ -28,7 +28,7 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 _TOKEN_LIMIT = re.compile(r"Document contains more than (\d+) tokens")
-_SUGGESTION = re.compile(r" Did you mean .*\?$")
+_SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 
 def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLError:

@@ -34,6 +34,7 @@ from graphql import (
     get_named_type,
     visit,
 )
+from graphql.execution.values import get_variable_values
 from graphql.language import Visitor
 from graphql.validation.rules.custom.no_schema_introspection import (
     NoSchemaIntrospectionCustomRule,
@@ -63,7 +64,8 @@ def measure(
     operation: OperationDefinitionNode,
     variables: Mapping[str, Any],
 ) -> Measure:
-    """What ``operation`` of ``document`` asks for (aliases and directives: the whole document)."""
+    """What ``operation`` of ``document`` asks for (aliases and directives: the whole
+    document). ``variables`` are the coerced values, defaults applied."""
     result = Measure()
     counter = _Counter()
     visit(document, counter)
@@ -75,8 +77,9 @@ def measure(
     if root is None:
         return result
     walk = _Walk(schema, fragments, variables)
-    walk.selections(operation.selection_set, root, multiplier=1, depth=0, path=frozenset())
-    result.depth, result.cost = walk.depth, walk.cost
+    result.depth, result.cost = walk.selections(
+        operation.selection_set, root, at_root=True, path=frozenset()
+    )
     return result
 
 
@@ -96,64 +99,70 @@ class _Counter(Visitor):
 
 @dataclass
 class _Walk:
+    """Depth and cost of selection sets, bottom-up: a selection set costs ``cost`` per
+    node of its parent and nests ``depth`` fields deep. A fragment is measured once per
+    type and place, however often it is spread, so the work stays linear in the
+    document (a fragment spreading another four times, ten levels down, is one walk
+    of each, not 4**10)."""
+
     schema: GraphQLSchema
     fragments: dict[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
-    depth: int = 0
-    cost: int = 0
-    _seen: set[tuple[int, int]] = field(default_factory=set)
+    _measured: dict[tuple[str, str, bool], tuple[int, int]] = field(default_factory=dict)
 
     def selections(
         self,
         selection_set: SelectionSetNode,
         parent: GraphQLObjectType,
         *,
-        multiplier: int,
-        depth: int,
+        at_root: bool,
         path: frozenset[str],
-    ) -> None:
+    ) -> tuple[int, int]:
+        depth = cost = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                self.field(selection, parent, multiplier=multiplier, depth=depth + 1, path=path)
-                continue
-            if isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is None or name in path:  # unknown or cyclic: validation says so
-                    continue
-                inner = fragment.selection_set
-                condition: NamedTypeNode | None = fragment.type_condition
-                inner_path = path | {name}
+                inner_depth, inner_cost = self.field(selection, parent, at_root=at_root, path=path)
+            elif isinstance(selection, FragmentSpreadNode):
+                inner_depth, inner_cost = self.spread(selection, parent, at_root, path)
             else:
                 assert isinstance(selection, InlineFragmentNode)
-                inner, condition, inner_path = (
-                    selection.selection_set,
-                    selection.type_condition,
-                    path,
+                scope = self._scope(selection.type_condition, parent)
+                inner_depth, inner_cost = self.selections(
+                    selection.selection_set, scope, at_root=at_root, path=path
                 )
-            scope = parent
-            if condition is not None:
-                named = self.schema.get_type(condition.name.value)
-                if isinstance(named, GraphQLObjectType):
-                    scope = named
-            self.selections(inner, scope, multiplier=multiplier, depth=depth, path=inner_path)
+            depth, cost = max(depth, inner_depth), cost + inner_cost
+        return depth, cost
+
+    def spread(
+        self,
+        node: FragmentSpreadNode,
+        parent: GraphQLObjectType,
+        at_root: bool,
+        path: frozenset[str],
+    ) -> tuple[int, int]:
+        name = node.name.value
+        fragment = self.fragments.get(name)
+        if fragment is None or name in path:  # unknown or cyclic: validation says so
+            return 0, 0
+        scope = self._scope(fragment.type_condition, parent)
+        key = (name, scope.name, at_root)
+        known = self._measured.get(key)
+        if known is None:
+            known = self.selections(
+                fragment.selection_set, scope, at_root=at_root, path=path | {name}
+            )
+            self._measured[key] = known
+        return known
 
     def field(
-        self,
-        node: FieldNode,
-        parent: GraphQLObjectType,
-        *,
-        multiplier: int,
-        depth: int,
-        path: frozenset[str],
-    ) -> None:
+        self, node: FieldNode, parent: GraphQLObjectType, *, at_root: bool, path: frozenset[str]
+    ) -> tuple[int, int]:
         name = node.name.value
         if name in _INTROSPECTION:
-            return
-        self.depth = max(self.depth, depth)
+            return 0, 0
         definition = parent.fields.get(name)
         if definition is None:
-            return
+            return 1, 0
         returned = definition.type
         named = get_named_type(returned)
         size = 0
@@ -163,15 +172,22 @@ class _Walk:
             size = UNPAGED_LIST_BOUND
         # nodes and edges of a connection were counted with it; small value lists
         # (costByModel) and single objects count nothing, except at the root.
-        self.cost += multiplier * (size or (1 if depth == 1 else 0))
-        if node.selection_set is not None and isinstance(named, GraphQLObjectType):
-            self.selections(
-                node.selection_set,
-                named,
-                multiplier=multiplier * (size or 1),
-                depth=depth,
-                path=path,
-            )
+        cost = size or (1 if at_root else 0)
+        if node.selection_set is None or not isinstance(named, GraphQLObjectType):
+            return 1, cost
+        inner_depth, inner_cost = self.selections(
+            node.selection_set, named, at_root=False, path=path
+        )
+        return 1 + inner_depth, cost + (size or 1) * inner_cost
+
+    def _scope(
+        self, condition: NamedTypeNode | None, parent: GraphQLObjectType
+    ) -> GraphQLObjectType:
+        if condition is not None:
+            named = self.schema.get_type(condition.name.value)
+            if isinstance(named, GraphQLObjectType):
+                return named
+        return parent
 
     def _first(self, node: FieldNode, default: Any) -> int:
         for argument in node.arguments or ():
@@ -299,11 +315,24 @@ class RequestLimits(SchemaExtension):
                 )
             ]
         limits = Limits.from_settings(ctx.context.settings)
-        measured = measure(ctx.schema._schema, document, operation, ctx.variables or {})
+        schema = ctx.schema._schema
+        measured = measure(schema, document, operation, _coerced(schema, operation, ctx.variables))
         refusals = [too_complex(*over) for over in limits.exceeded(measured)]
         if not refusals:
             self.cost, self.budget = measured.cost, limits.cost
         return refusals
+
+
+def _coerced(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, inputs: Mapping[str, Any] | None
+) -> Mapping[str, Any]:
+    """The variables as execution will see them: coerced (``1000.0`` is 1000), with their
+    defaults; none when they do not coerce (execution then refuses the request)."""
+    values = get_variable_values(
+        schema, operation.variable_definitions or (), dict(inputs or {}), max_errors=1
+    )
+    coerced: Mapping[str, Any] = getattr(values, "coerced", None) or {}
+    return coerced
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -23,8 +23,12 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    NextMessage,
+    SubscribeMessage,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -35,7 +39,7 @@ from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.errors import shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
-from sessiongraph.guard import granted
+from sessiongraph.guard import granted, operation_problem
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -90,11 +94,51 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     "maximum": limit,
                 },
             )
-            await self.send_message(
-                {"id": message["id"], "type": "error", "payload": [error.formatted]}
-            )
+            await self._refuse(message, error)
             return
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            # Before Strawberry runs it: the same checks as an HTTP request gets.
+            payload: Any = message.get("payload")
+            if not isinstance(payload, dict):
+                await self._refuse(message, _bad_input("`payload` must be a JSON object"))
+                return
+            problem = operation_problem(payload, self.view.settings.max_query_length)
+            if problem is not None:
+                await self._refuse(message, problem)
+                return
+            try:
+                query = self.view.persisted.resolve(payload.get("query"), payload.get("extensions"))
+            except PersistedQueryError as refused:
+                await self._refuse(message, refused.error)
+                return
+            if query is None:
+                await self._refuse(message, _bad_input("`query` is missing"))
+                return
+            message = {**message, "payload": {**payload, "query": query}}  # type: ignore[typeddict-item]
         await super().handle_subscribe(message)
+
+    async def _refuse(self, message: SubscribeMessage, error: GraphQLError) -> None:
+        await self.send_message(
+            {"id": message["id"], "type": "error", "payload": [error.formatted]}
+        )
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """Queries and mutations get the request time limit; subscriptions run on."""
+        if _is_subscription(operation.query, operation.operation_name):
+            await super().run_operation(operation)
+            return
+        limit = self.view.settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                await super().run_operation(operation)
+        except TimeoutError:
+            result: NextMessage = {
+                "id": operation.id,
+                "type": "next",
+                "payload": {"data": None, "errors": [_timed_out(limit).formatted]},
+            }
+            await operation.send_operation_message(result)
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -125,7 +169,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.keepalive_seconds = settings.ws_keepalive_seconds
         self._context_factory = context_factory
         self._authenticator = authenticator
-        self._persisted = persisted
+        self.persisted = persisted
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -162,16 +206,7 @@ class GraphQLView(GraphQL[Context, None]):
             async with asyncio.timeout(limit):
                 return await super().execute_operation(*args, **kwargs)
         except TimeoutError:
-            error = GraphQLError(
-                f"The request ran past the time limit of {limit:g} s and was stopped. "
-                "Ask for less, or try again later.",
-                extensions={
-                    "code": ErrorCode.QUERY_TOO_COMPLEX.value,
-                    "limit": "requestTimeout",
-                    "maximum": limit,
-                },
-            )
-            return ExecutionResult(data=None, errors=[error])
+            return ExecutionResult(data=None, errors=[_timed_out(limit)])
 
     async def execute_single(
         self,
@@ -183,7 +218,7 @@ class GraphQLView(GraphQL[Context, None]):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         try:
-            query = self._persisted.resolve(request_data.query, request_data.extensions)
+            query = self.persisted.resolve(request_data.query, request_data.extensions)
         except PersistedQueryError as refused:
             return ExecutionResult(data=None, errors=[refused.error])
         return await super().execute_single(
@@ -230,3 +265,28 @@ def dumps(data: object) -> bytes:
         return orjson.dumps(data)
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _timed_out(limit: float) -> GraphQLError:
+    return GraphQLError(
+        f"The request ran past the time limit of {limit:g} s and was stopped. "
+        "Ask for less, or try again later.",
+        extensions={
+            "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+            "limit": "requestTimeout",
+            "maximum": limit,
+        },
+    )
+
+
+def _bad_input(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": ErrorCode.BAD_USER_INPUT.value})
+
+
+def _is_subscription(query: str, operation_name: str | None) -> bool:
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False  # Strawberry reports it
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
