@@ -119,8 +119,20 @@ async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def gql(http: httpx.AsyncClient) -> GraphQLClient:
-    return GraphQLClient(http)
+async def plain_http(settings: Settings, app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the same app with the compiled execution path off (same database)."""
+    plain = create_app(settings.model_copy(update={"compiled_execution": False}))
+    async with plain.router.lifespan_context(plain):
+        transport = httpx.ASGITransport(app=plain)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+def gql(http: httpx.AsyncClient, plain_http: httpx.AsyncClient) -> GraphQLClient:
+    """Every query a test sends also runs with the compiled path off: the two answers
+    must be the same bytes."""
+    return GraphQLClient(http, plain=plain_http)
 
 
 Configured = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

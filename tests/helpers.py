@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.db.tables import operations, sessions, workflows
@@ -20,14 +21,26 @@ T0 = datetime(2026, 4, 18, 8, 0, tzinfo=UTC)
 
 
 class GraphQLClient:
-    """POSTs a query to /graphql; fails on errors unless the test expects them."""
+    """POSTs a query to /graphql; fails on errors unless the test expects them.
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    Given a ``plain`` client (the same app with the compiled execution path off), every
+    query (not mutations: they write) is sent there too, and the two responses must be
+    byte for byte the same.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, plain: httpx.AsyncClient | None = None) -> None:
         self.http = http
+        self.plain = plain
 
     async def raw(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.http.post("/graphql", json={"query": query, "variables": variables})
+        request = {"query": query, "variables": variables}
+        response = await self.http.post("/graphql", json=request)
         assert response.status_code == 200, response.text
+        if self.plain is not None and not _writes(query):
+            plain = await self.plain.post("/graphql", json=request)
+            assert plain.content == response.content, (
+                f"compiled and plain execution differ\n{response.text}\n{plain.text}"
+            )
         body: dict[str, Any] = response.json()
         return body
 
@@ -47,6 +60,17 @@ class GraphQLClient:
         assert errors[0]["extensions"]["code"] == code, errors[0]
         error: dict[str, Any] = errors[0]
         return error
+
+
+def _writes(query: str) -> bool:
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    return any(
+        isinstance(d, OperationDefinitionNode) and d.operation is OperationType.MUTATION
+        for d in document.definitions
+    )
 
 
 @dataclass

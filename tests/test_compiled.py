@@ -1,0 +1,139 @@
+"""The compiled execution path against plain graphql-core: random documents over the
+whole schema must get byte-identical responses (the ``gql`` client compares every
+query it sends with the same app run with ``compiled_execution`` off)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from graphql import GraphQLObjectType, get_named_type
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sessiongraph.graphql.schema import schema
+from tests.helpers import (
+    T0,
+    GraphQLClient,
+    insert_operations,
+    insert_session,
+    operation_row,
+)
+
+pytestmark = pytest.mark.sqlite_only
+
+EXAMPLES = int(os.environ.get("SESSIONGRAPH_FUZZ_EXAMPLES", "150"))
+SCHEMA = schema._schema
+ARGUMENTS: dict[str, list[str]] = {
+    "first": ["1", "2", "3", "0", "-1", "5000", "$n"],
+    "types": ['["git_commit"]', "[]", '["tool_execution_started", "nope"]'],
+    "toolName": ['"Bash"', "null"],
+    "success": ["true", "false"],
+    "after": ['"not-a-cursor"'],
+    "statuses": ["[COMPLETED]", "[RUNNING, FAILED]"],
+    "workflowId": ['"wf-1"', '"none"'],
+    "orderBy": ["{field: TOTAL_TOKENS, direction: ASC}", "{field: COMPLETED_AT}"],
+    "startedAfter": ['"2026-04-18T07:00:00Z"'],
+}
+DIRECTIVES = ["", "", "", " @include(if: $flag)", " @skip(if: $flag)", " @skip(if: false)"]
+
+
+@st.composite
+def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
+    names = sorted(type_.fields)
+    chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=5, unique=True))
+    parts = []
+    for name in chosen:
+        field = type_.fields[name]
+        named = get_named_type(field.type)
+        if isinstance(named, GraphQLObjectType) and depth <= 0:
+            continue
+        alias = draw(st.sampled_from(["", "", f"{name}Again: "]))
+        arguments = [
+            f"{argument}: {draw(st.sampled_from(ARGUMENTS[argument]))}"
+            for argument in field.args
+            if argument in ARGUMENTS and draw(st.booleans())
+        ]
+        text = alias + name + (f"({', '.join(arguments)})" if arguments else "")
+        text += draw(st.sampled_from(DIRECTIVES))
+        if isinstance(named, GraphQLObjectType):
+            text += " { " + draw(selection_set(named, depth - 1)) + " }"
+        if draw(st.integers(0, 5)) == 0:  # now and then inside an inline fragment
+            text = f"... on {type_.name} {{ {text} }}"
+        parts.append(text)
+    if draw(st.booleans()):
+        parts.append("__typename")
+    return " ".join(parts) or "__typename"
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    root = "sessions" if draw(st.booleans()) else 'session(id: "s-1")'
+    type_ = SCHEMA.get_type("SessionConnection" if root == "sessions" else "Session")
+    assert isinstance(type_, GraphQLObjectType)
+    body = draw(selection_set(type_, depth=4))
+    used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in body]
+    head = f"query ({', '.join(used)})" if used else "query"
+    if draw(st.booleans()):  # through a named fragment
+        return f"{head} {{ {root} {{ ...Part }} }} fragment Part on {type_.name} {{ {body} }}"
+    return f"{head} {{ {root} {{ {body} }} }}"
+
+
+@pytest.fixture
+async def varied(engine: AsyncEngine) -> None:
+    """Sessions with the values that make completion interesting: nulls, git facts with
+    unknown keys, and a token count past GraphQL's Int (an error at its path)."""
+    await insert_session(engine, id="s-1", workflow_id="wf-1", started_at=T0, repos=["a/b"])
+    await insert_session(engine, id="s-2", status="running", completed_at=None)
+    await insert_session(engine, id="s-3", cache_read_tokens=2**40, total_tokens=2**40)
+    rows = [
+        operation_row(
+            session_id=session,
+            operation_type=kind,
+            tool_name="Bash" if n % 2 else None,
+            timestamp=None if n % 5 == 0 else T0,
+            success=n % 3 != 0,
+            git={"sha": "abc", "files_changed": n, "surprise": [1]} if n % 4 == 0 else None,
+        )
+        for session in ("s-1", "s-2", "s-3")
+        for n, kind in enumerate(["git_commit", "tool_execution_started", "message_response"] * 3)
+    ]
+    await insert_operations(engine, *rows)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(document=documents(), flag=st.booleans(), n=st.sampled_from([None, 1, 3, 0]))
+async def test_random_documents_answer_the_same_both_ways(
+    gql: GraphQLClient, varied: None, document: str, flag: bool, n: int | None
+) -> None:
+    variables: dict[str, Any] = {"flag": flag, "n": n}
+
+    body = await gql.raw(document, variables)  # compares with plain execution itself
+
+    assert "data" in body or "errors" in body
+
+
+async def test_an_int_overflow_is_the_same_error_both_ways(
+    gql: GraphQLClient, varied: None
+) -> None:
+    body = await gql.raw(
+        "{ sessions(orderBy: {field: TOTAL_TOKENS}) { nodes { id cacheReadTokens } } }"
+    )
+
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "INTERNAL"}
+    assert error["path"][-1] == "cacheReadTokens"
+
+
+async def test_the_setting_turns_the_compiled_path_off(configured: Any, varied: None) -> None:
+    async with configured(compiled_execution=False) as http:
+        response = await http.post("/graphql", json={"query": "{ sessions { nodes { id } } }"})
+
+    assert len(response.json()["data"]["sessions"]["nodes"]) == 3
