@@ -11,6 +11,7 @@ run, the median of ``--repeats`` requests after a warm-up:
   c   the lower bound in-process: the very SQL sessiongraph sent (recorded), run
       directly, and the same response built by hand and serialized with orjson
   ch  the same lower bound served by a minimal Starlette endpoint on uvicorn
+  b plain  b with the compiled execution path off
 
 and prints a/ch and b/c, with where the time goes: the SQL alone, the rest of
 sessiongraph's execution, and the JSON serialization of its result. Before timing,
@@ -347,6 +348,7 @@ async def seed_timeline(engine: AsyncEngine) -> None:
 async def main_async(args: argparse.Namespace, scratch: Path) -> None:
     url = args.database_url or f"sqlite+aiosqlite:///{scratch / 'bench.db'}"
     settings = Settings(database_url=url)
+    plain = settings.model_copy(update={"compiled_execution": False})
     engine = create_engine(settings)
     if args.database_url is None:
         await migrate.upgrade(engine)
@@ -394,6 +396,9 @@ async def main_async(args: argparse.Namespace, scratch: Path) -> None:
                 b = await median_ms(
                     lambda q=query, v=variables: in_process(engine, settings, q, v), args.repeats
                 )
+                b_off = await median_ms(
+                    lambda q=query, v=variables: in_process(engine, plain, q, v), args.repeats
+                )
                 c = await median_ms(
                     lambda n=name, r=recorded: lower_bound(engine, n, r), args.repeats
                 )
@@ -402,7 +407,7 @@ async def main_async(args: argparse.Namespace, scratch: Path) -> None:
                 serialize = median_sync_ms(
                     lambda d=data: json.dumps({"data": d}, separators=(",", ":")), args.repeats
                 )
-                rows.append((name, a, ch, b, c, sql, serialize))
+                rows.append((name, a, ch, b, c, sql, serialize, b_off))
     finally:
         for process in (server, floor):
             process.terminate()
@@ -412,18 +417,19 @@ async def main_async(args: argparse.Namespace, scratch: Path) -> None:
     print(f"\nmedians of {args.repeats} runs, ms ({url.split('://')[0]})")
     header = (
         f"{'query':<16}{'a http':>9}{'ch floor':>10}{'a/ch':>7}{'b proc':>9}{'c floor':>9}"
-        f"{'b/c':>7}   {'sql':>7}{'exec':>8}{'json':>7}"
+        f"{'b/c':>7}   {'sql':>7}{'exec':>8}{'json':>7}   {'b plain':>8}{'b/plain':>8}"
     )
     print(header)
-    for name, a, ch, b, c, sql, serialize in rows:
+    for name, a, ch, b, c, sql, serialize, b_off in rows:
         print(
             f"{name:<16}{a:>9.1f}{ch:>10.1f}{a / ch:>7.1f}{b:>9.1f}{c:>9.1f}{b / c:>7.1f}   "
-            f"{sql:>7.1f}{b - sql:>8.1f}{serialize:>7.1f}"
+            f"{sql:>7.1f}{b - sql:>8.1f}{serialize:>7.1f}   {b_off:>8.1f}{b / b_off:>8.2f}"
         )
     print(
         "\na: sessiongraph over HTTP (real uvicorn)   ch: lower bound on a minimal Starlette "
         "endpoint\nb: sessiongraph in-process   c: lower bound in-process (same SQL + orjson)"
         "\nsql: the recorded SQL alone   exec: b - sql   json: json.dumps of b's result"
+        "\nb plain: b with the compiled path off (SESSIONGRAPH_COMPILED_EXECUTION=false)"
     )
 
 
