@@ -22,7 +22,7 @@ from sessiongraph.config import Settings, token_digest
 from sessiongraph.graphql.limits import measure
 from sessiongraph.graphql.schema import schema
 from tests.conftest import Configured
-from tests.helpers import GraphQLClient
+from tests.helpers import GraphQLClient, insert_session
 from tests.live import WSClient, serve
 
 QUERY = "{ sessions { totalCount } }"
@@ -246,3 +246,23 @@ async def test_the_request_time_limit_holds_over_websocket(
         "maximum": 0.5,
     }
     assert done == {"id": sub, "type": "complete"}
+
+
+async def test_a_fragment_bomb_inside_operations_is_answered(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await insert_session(engine, id="s-1")
+    fragments = ["fragment F20 on Operation { operationType toolOutput }"]
+    for n in range(19, -1, -1):
+        fragments.append(f"fragment F{n} on Operation {{ {' '.join([f'...F{n + 1}'] * 4)} }}")
+    query = (
+        "{ sessions { nodes { ...S operations { nodes { ...F0 } } } } } "
+        "fragment S on Session { ...T ...T ...T } fragment T on Session { operationCount } "
+        + " ".join(fragments)
+    )
+
+    body = await gql.raw(query)
+
+    assert body["data"] == {
+        "sessions": {"nodes": [{"operationCount": 0, "operations": {"nodes": []}}]}
+    }

@@ -7,8 +7,9 @@ object, a leaf to serialize. For each selection set (which graphql-core collects
 per request, with fragments, aliases and ``@skip``/``@include`` already applied) this
 context builds a plan once: for every response key, either a reader that produces the
 completed value straight from the source object, or nothing, which leaves the key to
-graphql-core. Resolvers that are real code (loaders, arguments, ``info``) always run
-through graphql-core.
+graphql-core. Resolvers that are real code (loaders, arguments, ``info``) run through
+graphql-core, unless the object already holds their value, read ahead for its whole
+page (``_prefetched``), which the resolver would return itself.
 
 A reader never decides anything GraphQL specifies: when a value is not plainly
 valid (null for a non-null field, a value a scalar cannot serialize, an exception
@@ -212,8 +213,10 @@ def _source_reader(field: Any) -> Reader | None:
             return None
         return operator.attrgetter(definition.python_name)
     resolver = definition.base_resolver
-    if resolver is None or resolver.is_async or resolver.arguments:
+    if resolver is None or resolver.arguments:
         return None
+    if resolver.is_async:
+        return _prefetched_reader(definition.python_name)
     reserved = resolver.reserved_parameters
     if any(param is not None for spec, param in reserved.items() if spec is not SELF_PARAMSPEC):
         return None
@@ -224,3 +227,16 @@ def _source_reader(field: Any) -> Reader | None:
         return None
     reader: Reader = function
     return reader
+
+
+def _prefetched_reader(name: str) -> Reader:
+    """A loader-backed field whose value was read ahead for the whole page (a
+    ``_prefetched`` mapping on the object); without it, graphql-core runs the resolver."""
+
+    def read(source: Any) -> Any:
+        values = getattr(source, "_prefetched", None)
+        if not values or name not in values:
+            raise _GIVE_UP
+        return values[name]
+
+    return read

@@ -34,13 +34,16 @@ from sessiongraph.graphql.filters import (
 from sessiongraph.graphql.limits import RequestLimits
 from sessiongraph.graphql.mutations import Mutation
 from sessiongraph.graphql.scalars import SCALAR_MAP
+from sessiongraph.graphql.selection import node_field_names
 from sessiongraph.graphql.subscriptions import Subscription
 from sessiongraph.graphql.types import (
+    PREFETCHABLE,
     PageInfo,
     Session,
     SessionConnection,
     check_first,
     given,
+    prefetch,
 )
 
 logger = logging.getLogger("sessiongraph.graphql")
@@ -137,8 +140,13 @@ class Query:
         )
         page = rows[:limit]
         keysets = [Keyset(row[ordering.column], row["id"]) for row in page]
+        nodes = [Session.from_row(row) for row in page]
+        raw = info._raw_info
+        selected = node_field_names(raw.field_nodes, raw.fragments) & PREFETCHABLE
+        if selected and nodes:
+            await prefetch(info, nodes, selected)
         return SessionConnection(
-            nodes=[Session.from_row(row) for row in page],
+            nodes=nodes,
             page_info=PageInfo(
                 has_next_page=len(rows) > limit,
                 end_cursor=cursors.encode(scope, keysets[-1]) if keysets else None,

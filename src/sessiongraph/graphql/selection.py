@@ -69,15 +69,36 @@ def _children(fields: Iterable[FieldNode]) -> Iterator[SelectionNode]:
 
 
 def _fields(
-    selections: Iterable[SelectionNode], fragments: dict[str, FragmentDefinitionNode]
+    selections: Iterable[SelectionNode],
+    fragments: dict[str, FragmentDefinitionNode],
+    expanded: set[str] | None = None,
 ) -> Iterator[FieldNode]:
-    """Fields of a selection set with fragments expanded (validation rules out cycles)."""
+    """Fields of a selection set with fragments expanded, each fragment once: spreading
+    it again adds no field, and a fragment spreading another many times over many
+    levels would otherwise take exponential time."""
+    expanded = set() if expanded is None else expanded
     for selection in selections:
         if isinstance(selection, FieldNode):
             yield selection
         elif isinstance(selection, InlineFragmentNode):
-            yield from _fields(selection.selection_set.selections, fragments)
+            yield from _fields(selection.selection_set.selections, fragments, expanded)
         elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None:
-                yield from _fields(fragment.selection_set.selections, fragments)
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is not None and name not in expanded:
+                expanded.add(name)
+                yield from _fields(fragment.selection_set.selections, fragments, expanded)
+
+
+def node_field_names(
+    connection_fields: Iterable[FieldNode], fragments: dict[str, FragmentDefinitionNode]
+) -> set[str]:
+    """Names of the fields selected on a connection's ``nodes`` and ``edges { node }``."""
+    nodes: list[FieldNode] = []
+    for field in _fields(_children(connection_fields), fragments):
+        if field.name.value == "nodes":
+            nodes.append(field)
+        elif field.name.value == "edges":
+            edges = _fields(_children([field]), fragments)
+            nodes.extend(e for e in edges if e.name.value == "node")
+    return {field.name.value for field in _fields(_children(nodes), fragments)}

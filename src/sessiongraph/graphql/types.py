@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from datetime import datetime
 from decimal import Decimal
@@ -288,6 +290,8 @@ class Session:
     error_message: str | None = strawberry.field(description="Why it failed, when it did.")
     metadata: JSON = strawberry.field(description="Free-form metadata (a JSON object).")
     _cost_by_model: strawberry.Private[dict[str, Any]]
+    #: Values of loader-backed fields read ahead for a whole page (see ``prefetch``).
+    _prefetched: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Self:
@@ -318,11 +322,15 @@ class Session:
 
     @strawberry.field(description="Name of the workflow, looked up from the workflow table.")
     async def workflow_name(self, info: Info) -> str | None:
+        if "workflow_name" in self._prefetched:
+            return self._prefetched["workflow_name"]  # type: ignore[no-any-return]
         workflow = await self.workflow(info)
         return workflow.name if workflow else None
 
     @strawberry.field(description="The workflow that ran the session, when it is known.")
     async def workflow(self, info: Info) -> Workflow | None:
+        if "workflow" in self._prefetched:
+            return self._prefetched["workflow"]  # type: ignore[no-any-return]
         if self.workflow_id is None:
             return None
         row = await info.context.loaders.workflow_by_id.load(self.workflow_id)
@@ -380,6 +388,8 @@ class Session:
 
     @strawberry.field(description="Number of operations the session recorded.")
     async def operation_count(self, info: Info) -> int:
+        if "operation_count" in self._prefetched:
+            return self._prefetched["operation_count"]  # type: ignore[no-any-return]
         return await info.context.loaders.operation_count_by_session.load(
             (self.id, OperationFilter())
         )
@@ -508,3 +518,32 @@ class SessionConnection:
     )
     async def total_count(self, info: Info) -> int:
         return await queries.count_sessions(engine=info.context.engine, filters=self._filters)
+
+
+#: Session fields backed by loaders that ``prefetch`` reads for a whole page at once.
+PREFETCHABLE = {"workflowName", "workflow", "operationCount"}
+
+
+async def prefetch(info: Info, sessions: list[Session], selected: set[str]) -> None:
+    """Read the loader-backed fields ``selected`` for every session of a page in one go,
+    so each session answers them from memory: the same statements as field by field,
+    without one coroutine per session and field."""
+    loaders = info.context.loaders
+    wants_workflow = bool(selected & {"workflowName", "workflow"})
+    wants_count = "operationCount" in selected
+    ids = sorted({s.workflow_id for s in sessions if s.workflow_id is not None})
+    keys = [(s.id, OperationFilter()) for s in sessions]
+    workflows, counts = await asyncio.gather(
+        loaders.workflow_by_id.load_many(ids if wants_workflow else []),
+        loaders.operation_count_by_session.load_many(keys if wants_count else []),
+    )
+    if wants_workflow:
+        rows = {row["id"]: row for row in workflows if row is not None}
+        for session in sessions:
+            row = rows.get(session.workflow_id) if session.workflow_id is not None else None
+            workflow = Workflow(id=row["id"], name=row["name"]) if row else None
+            session._prefetched["workflow"] = workflow
+            session._prefetched["workflow_name"] = workflow.name if workflow else None
+    if wants_count:
+        for session, count in zip(sessions, counts, strict=True):
+            session._prefetched["operation_count"] = count
