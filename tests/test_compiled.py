@@ -4,6 +4,7 @@ query it sends with the same app run with ``compiled_execution`` off)."""
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.schema import schema
 from tests.helpers import (
     T0,
@@ -137,3 +139,19 @@ async def test_the_setting_turns_the_compiled_path_off(configured: Any, varied: 
         response = await http.post("/graphql", json={"query": "{ sessions { nodes { id } } }"})
 
     assert len(response.json()["data"]["sessions"]["nodes"]) == 3
+
+
+async def test_nothing_of_a_request_outlives_it(
+    gql: GraphQLClient, engine: AsyncEngine, varied: None
+) -> None:
+    # session(id:) has no page to read ahead for: its loader-backed fields take the
+    # compiled path's give-up route, whose exceptions must not keep requests alive.
+    for _ in range(5):
+        await gql.raw('{ session(id: "s-1") { operationCount workflowName } }')
+        await gql.raw(
+            "{ sessions { nodes { operationCount operations { nodes { id: operationId } } } } }"
+        )
+    gc.collect()
+
+    alive = [o for o in gc.get_objects() if isinstance(o, Context) and o.engine is engine]
+    assert alive == []

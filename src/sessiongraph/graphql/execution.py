@@ -41,10 +41,11 @@ Reader = Callable[[Any], Any]
 
 
 class GiveUp(Exception):
-    """The fast path cannot complete this value; graphql-core will."""
+    """The fast path cannot complete this value; graphql-core will.
 
-
-_GIVE_UP = GiveUp()
+    Raised new each time: one shared instance would keep its last traceback, and the
+    request's objects with it, alive.
+    """
 
 
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -134,7 +135,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
             def non_null(value: Any) -> Any:
                 if value is None:
-                    raise _GIVE_UP
+                    raise GiveUp
                 return inner(value)
 
             return non_null
@@ -145,13 +146,13 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if value is None:
                     return None
                 if value is Undefined or isinstance(value, Exception):
-                    raise _GIVE_UP
+                    raise GiveUp
                 try:
                     coerced = coerce(value)
                 except Exception:
-                    raise _GIVE_UP from None
+                    raise GiveUp from None
                 if coerced is None or coerced is Undefined:
-                    raise _GIVE_UP
+                    raise GiveUp
                 return coerced
 
             return leaf
@@ -164,7 +165,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if value is None:
                     return None
                 if not isinstance(value, list | tuple):
-                    raise _GIVE_UP
+                    raise GiveUp
                 return [item(v) for v in value]
 
             return items
@@ -181,7 +182,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if value is None:
                     return None
                 if value is Undefined or isinstance(value, Exception):
-                    raise _GIVE_UP
+                    raise GiveUp
                 return {key: reader(value) for key, reader in readers}
 
             return obj
@@ -236,7 +237,7 @@ def _prefetched_reader(name: str) -> Reader:
     def read(source: Any) -> Any:
         values = getattr(source, "_prefetched", None)
         if not values or name not in values:
-            raise _GIVE_UP
+            raise GiveUp
         return values[name]
 
     return read
