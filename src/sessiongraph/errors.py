@@ -49,12 +49,6 @@ class QueryTimeout(ApiError):
     code = ErrorCode.QUERY_TOO_COMPLEX
 
 
-class LimitExceeded(ApiError):
-    """A request went past one of the server's configured limits."""
-
-    code = ErrorCode.QUERY_TOO_COMPLEX
-
-
 class EventsMissed(ApiError):
     """A subscriber fell behind, or the event feed was interrupted: events were lost."""
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sessiongraph.auth import Access, Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
+from sessiongraph.graphql.errors import limit_reached
 
 #: The ASGI scope key the granted ``Access`` travels under.
 ACCESS_KEY = "sessiongraph.access"
@@ -162,14 +163,11 @@ def operation_problem(operation: dict[str, Any], max_query_length: int) -> Graph
     if operation_name is not None and not isinstance(operation_name, str):
         return _problem("`operationName` must be a string")
     if query is not None and len(query) > max_query_length:
-        return GraphQLError(
+        return limit_reached(
             f"The query is {len(query)} characters long; the limit is {max_query_length}",
-            extensions={
-                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
-                "limit": "maxQueryLength",
-                "maximum": max_query_length,
-                "requested": len(query),
-            },
+            limit="maxQueryLength",
+            maximum=max_query_length,
+            requested=len(query),
         )
     return None
 

@@ -9,6 +9,7 @@ or on the caller are checked on every request (``RequestLimits``).
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Generic, TypeVar
@@ -47,6 +48,16 @@ _parsed: LRU[tuple[str, int | None], DocumentNode] = LRU(CACHE_SIZE)
 _validated: LRU[tuple[str, bool], list[GraphQLError]] = LRU(CACHE_SIZE)
 
 
+def parsed(query: str, max_tokens: int | None) -> DocumentNode:
+    """The document of ``query``, parsed once; raises ``GraphQLError`` like ``parse``."""
+    key = (query, max_tokens)
+    document = _parsed.get(key)
+    if document is None:
+        document = parse(query, max_tokens=max_tokens)
+        _parsed.put(key, document)
+    return document
+
+
 class DocumentCache(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
@@ -54,16 +65,8 @@ class DocumentCache(SchemaExtension):
         if query is None or ctx.graphql_document is not None:
             yield
             return
-        key = (query, ctx.parse_options.get("max_tokens"))
-        document = _parsed.get(key)
-        if document is None:
-            try:  # a failure is left to Strawberry, which reports it
-                document = parse(query, **ctx.parse_options)
-            except GraphQLError:
-                yield
-                return
-            _parsed.put(key, document)
-        ctx.graphql_document = document
+        with contextlib.suppress(GraphQLError):  # Strawberry reports a failure itself
+            ctx.graphql_document = parsed(query, ctx.parse_options.get("max_tokens"))
         yield
 
     def on_validate(self) -> Iterator[None]:

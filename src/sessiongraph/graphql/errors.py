@@ -31,6 +31,20 @@ _TOKEN_LIMIT = re.compile(r"Document contains more than (\d+) tokens")
 _SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 
+def limit_reached(
+    message: str, *, limit: str, maximum: float, requested: int | None = None
+) -> GraphQLError:
+    """The QUERY_TOO_COMPLEX error of every limit: which one, and the figures."""
+    extensions: dict[str, Any] = {
+        "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+        "limit": limit,
+        "maximum": maximum,
+    }
+    if requested is not None:
+        extensions["requested"] = requested
+    return GraphQLError(message, extensions=extensions)
+
+
 def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLError:
     """The client's view of ``error``: ours as raised, the document's as BAD_USER_INPUT,
     anything else masked as INTERNAL (the schema logs those with their traceback).
@@ -50,13 +64,10 @@ def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLErro
         )
     if isinstance(error, GraphQLSyntaxError) and (found := _TOKEN_LIMIT.search(error.message)):
         maximum = int(found.group(1))
-        return GraphQLError(
+        return limit_reached(
             f"This document has more than {maximum} tokens, the limit",
-            extensions={
-                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
-                "limit": "maxTokens",
-                "maximum": maximum,
-            },
+            limit="maxTokens",
+            maximum=maximum,
         )
     if is_unexpected(error):
         return GraphQLError(

@@ -43,6 +43,7 @@ from strawberry.extensions import SchemaExtension
 
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
+from sessiongraph.graphql.errors import limit_reached
 
 #: Lists of objects without a ``first`` argument, and the most items they can hold.
 UNPAGED_LIST_BOUND = 1000
@@ -258,15 +259,7 @@ def too_complex(limit: str, maximum: int, value: int, what: str = "This query") 
     message = f"{what} " + _DESCRIPTIONS.get(limit, "{value} over {maximum}").format(
         value=value, maximum=maximum
     )
-    return GraphQLError(
-        message,
-        extensions={
-            "code": ErrorCode.QUERY_TOO_COMPLEX.value,
-            "limit": limit,
-            "maximum": maximum,
-            "requested": value,
-        },
-    )
+    return limit_reached(message, limit=limit, maximum=maximum, requested=value)
 
 
 class RequestLimits(SchemaExtension):

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -37,7 +37,8 @@ from sessiongraph.auth import Access, Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.context import Context
-from sessiongraph.graphql.errors import shape_error
+from sessiongraph.graphql.documents import parsed
+from sessiongraph.graphql.errors import limit_reached, shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
 from sessiongraph.guard import granted, operation_problem
 
@@ -85,14 +86,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             and message["id"] not in self.operations
             and len(self.operations) >= limit
         ):
-            error = GraphQLError(
+            error = limit_reached(
                 f"This connection already runs {limit} operations, the most it may run at "
                 "once. Complete one or open another connection.",
-                extensions={
-                    "code": ErrorCode.QUERY_TOO_COMPLEX.value,
-                    "limit": "subscriptionsPerConnection",
-                    "maximum": limit,
-                },
+                limit="subscriptionsPerConnection",
+                maximum=limit,
             )
             await self._refuse(message, error)
             return
@@ -124,10 +122,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Queries and mutations get the request time limit; subscriptions run on."""
-        if _is_subscription(operation.query, operation.operation_name):
+        settings = self.view.settings
+        if _is_subscription(operation.query, operation.operation_name, settings.max_tokens):
             await super().run_operation(operation)
             return
-        limit = self.view.settings.request_timeout_seconds
+        limit = settings.request_timeout_seconds
         try:
             async with asyncio.timeout(limit):
                 await super().run_operation(operation)
@@ -268,14 +267,11 @@ def dumps(data: object) -> bytes:
 
 
 def _timed_out(limit: float) -> GraphQLError:
-    return GraphQLError(
+    return limit_reached(
         f"The request ran past the time limit of {limit:g} s and was stopped. "
         "Ask for less, or try again later.",
-        extensions={
-            "code": ErrorCode.QUERY_TOO_COMPLEX.value,
-            "limit": "requestTimeout",
-            "maximum": limit,
-        },
+        limit="requestTimeout",
+        maximum=limit,
     )
 
 
@@ -283,9 +279,9 @@ def _bad_input(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": ErrorCode.BAD_USER_INPUT.value})
 
 
-def _is_subscription(query: str, operation_name: str | None) -> bool:
+def _is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
     try:
-        document = parse(query)
+        document = parsed(query, max_tokens)  # the parse the execution will reuse
     except GraphQLError:
         return False  # Strawberry reports it
     operation = get_operation_ast(document, operation_name)
