@@ -96,8 +96,10 @@ async def _union(engine: AsyncEngine, ids: list[str], limit: int) -> int:
 
 
 async def _json_each(engine: AsyncEngine, ids: list[str], limit: int) -> int:
-    stmt = queries._pages_by_json_each(ids, LIGHT_OPERATION_COLUMNS, OperationFilter(), None, limit)
-    return await _run(engine, stmt)
+    pages = await queries.fetch_operation_pages(
+        engine=engine, session_ids=ids, filters=OperationFilter(), after=None, limit=limit
+    )
+    return sum(len(page) for page in pages.values())
 
 
 async def main(n_sessions: int, per_session: int, limit: int, repeats: int) -> None:

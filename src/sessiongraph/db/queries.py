@@ -6,12 +6,13 @@ Every function runs a fixed number of statements, whatever the number of rows.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import defaultdict
-from collections.abc import Coroutine, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -85,19 +86,23 @@ async def drain() -> None:
 QUERY_CANCELED = "57014"
 
 
-async def _all(engine: AsyncEngine, stmt: sa.Executable) -> Sequence[RowMapping]:
+async def _all(
+    engine: AsyncEngine, stmt: sa.Executable, params: Mapping[str, Any] | None = None
+) -> Sequence[RowMapping]:
     async def run() -> Sequence[RowMapping]:
         async with engine.connect() as conn:
-            result = await conn.execute(stmt)
+            result = await conn.execute(stmt, params)
             return result.mappings().all()
 
     return await uncancellable(_timed(run()))
 
 
-async def _scalar(engine: AsyncEngine, stmt: sa.Executable) -> Any:
+async def _scalar(
+    engine: AsyncEngine, stmt: sa.Executable, params: Mapping[str, Any] | None = None
+) -> Any:
     async def run() -> Any:
         async with engine.connect() as conn:
-            return await conn.scalar(stmt)
+            return await conn.scalar(stmt, params)
 
     return await uncancellable(_timed(run()))
 
@@ -116,18 +121,73 @@ async def _timed(work: Coroutine[Any, Any, T]) -> T:
         ) from None
 
 
-def _session_conditions(filters: SessionFilter) -> list[sa.ColumnElement[bool]]:
+# Statements are built once per shape (which filters are present, which columns are
+# read) with named parameters, and cached: building a statement of subqueries takes
+# SQLAlchemy longer than SQLite takes to run it. Values travel as parameters.
+
+
+@dataclass(frozen=True, slots=True)
+class _FilterShape:
+    """Which conditions of a ``SessionFilter`` are present."""
+
+    workflow: bool
+    statuses: int
+    started_after: bool
+    started_before: bool
+
+    @staticmethod
+    def of(filters: SessionFilter) -> _FilterShape:
+        return _FilterShape(
+            workflow=filters.workflow_id is not None,
+            statuses=len(filters.statuses),
+            started_after=filters.started_after is not None,
+            started_before=filters.started_before is not None,
+        )
+
+
+def _session_params(filters: SessionFilter) -> dict[str, Any]:
+    params: dict[str, Any] = {f"status_{i}": s for i, s in enumerate(filters.statuses)}
+    params.update(
+        workflow_id=filters.workflow_id,
+        statuses=list(filters.statuses),
+        started_after=filters.started_after,
+        started_before=filters.started_before,
+    )
+    return params
+
+
+def _session_conditions(
+    shape: _FilterShape, status: int | None = None, *, statuses: bool = True
+) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions; the status is ``status_<status>`` alone when given,
+    else any of the ``statuses`` (left out when ``statuses`` is false)."""
+    columns = sessions.c
     conditions: list[sa.ColumnElement[bool]] = []
-    if filters.workflow_id is not None:
-        conditions.append(sessions.c.workflow_id == filters.workflow_id)
-    if filters.statuses:
-        conditions.append(sessions.c.status.in_(filters.statuses))
+    if shape.workflow:
+        conditions.append(columns.workflow_id == sa.bindparam("workflow_id"))
+    if status is not None:
+        conditions.append(columns.status == sa.bindparam(f"status_{status}"))
+    elif shape.statuses and statuses:
+        conditions.append(columns.status.in_(sa.bindparam("statuses", expanding=True)))
     # A NULL started_at fails both comparisons, so undated sessions never match a bound.
-    if filters.started_after is not None:
-        conditions.append(sessions.c.started_at >= filters.started_after)
-    if filters.started_before is not None:
-        conditions.append(sessions.c.started_at <= filters.started_before)
+    if shape.started_after:
+        conditions.append(columns.started_at >= sa.bindparam("started_after"))
+    if shape.started_before:
+        conditions.append(columns.started_at <= sa.bindparam("started_before"))
     return conditions
+
+
+#: Where a page starts: at the beginning, after a row with a value, or after one without.
+_Start = Literal["first", "valued", "null"]
+
+
+def _start(after: Keyset | None) -> _Start:
+    if after is None:
+        return "first"
+    return "null" if after.value is None else "valued"
+
+
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)
 
 
 async def fetch_session_page(
@@ -138,9 +198,22 @@ async def fetch_session_page(
     after: Keyset | None,
     limit: int,
 ) -> Sequence[RowMapping]:
-    """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break.
+    """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break."""
+    stmt = _session_page_statement(_FilterShape.of(filters), ordering, _start(after))
+    if stmt is None:  # a cursor past the NULLs of a column that has none
+        return []
+    params = _session_params(filters)
+    params["limit"] = limit
+    if after is not None:
+        params.update(after_value=after.value, after_id=after.id)
+    return await _all(engine, stmt, params)
 
-    One UNION ALL of index-ordered ``LIMIT`` branches, merged by the outer
+
+@functools.lru_cache(maxsize=256)
+def _session_page_statement(
+    shape: _FilterShape, ordering: SessionOrdering, start: _Start
+) -> sa.Select[Any] | None:
+    """One UNION ALL of index-ordered ``LIMIT`` branches, merged by the outer
     ORDER BY: rows with a value and rows without one are separate branches (so
     no direction needs a NULLS LAST index), and so is each status of a
     multi-status filter (an index walks one status in order; ``IN`` over
@@ -149,53 +222,49 @@ async def fetch_session_page(
     at any table size and any depth.
     """
     column = sessions.c[ordering.column]
-    per_status: list[tuple[str, ...]] = [(status,) for status in filters.statuses] or [()]
+    per_status: list[int | None] = list(range(shape.statuses)) or [None]
     branches = [
         branch
-        for statuses in per_status
-        for branch in _page_branches(
-            _session_conditions(replace(filters, statuses=statuses)), column, ordering, after
-        )
+        for status in per_status
+        for branch in _page_branches(_session_conditions(shape, status), column, ordering, start)
     ]
-    if not branches:  # a cursor past the NULLs of a column that has none
-        return []
+    if not branches:
+        return None
     if len(branches) == 1:
-        return await _all(engine, branches[0].limit(limit))
-    union = sa.union_all(*(sa.select(b.limit(limit).subquery()) for b in branches)).subquery()
-    stmt = (
+        return branches[0].limit(_LIMIT)
+    union = sa.union_all(*(sa.select(b.limit(_LIMIT).subquery()) for b in branches)).subquery()
+    return (
         sa.select(union)
         .order_by(
             union.c[ordering.column].is_(None),
             *_directed((union.c[ordering.column], union.c.id), ordering),
         )
-        .limit(limit)
+        .limit(_LIMIT)
     )
-    return await _all(engine, stmt)
 
 
 def _page_branches(
     conditions: list[sa.ColumnElement[bool]],
     column: sa.Column[Any],
     ordering: SessionOrdering,
-    after: Keyset | None,
+    start: _Start,
 ) -> list[sa.Select[Any]]:
     """The valued and the NULL part of one filter's page, each in index order."""
     order = _directed((column, sessions.c.id), ordering)
+    after_id = sa.bindparam("after_id", type_=sessions.c.id.type)
     branches = []
-    if after is None or after.value is not None:
+    if start != "null":
         valued = sa.select(sessions).where(*conditions, column.is_not(None))
-        if after is not None:
+        if start == "valued":
             position = sa.tuple_(column, sessions.c.id)
-            bound = sa.tuple_(
-                sa.literal(after.value, column.type), sa.literal(after.id, sessions.c.id.type)
-            )
+            bound = sa.tuple_(sa.bindparam("after_value", type_=column.type), after_id)
             valued = valued.where(position < bound if ordering.descending else position > bound)
         branches.append(valued.order_by(*order))
     if column.nullable:
         undated = sa.select(sessions).where(*conditions, column.is_(None))
-        if after is not None and after.value is None:
+        if start == "null":
             undated = undated.where(
-                sessions.c.id < after.id if ordering.descending else sessions.c.id > after.id
+                sessions.c.id < after_id if ordering.descending else sessions.c.id > after_id
             )
         # Ordered by the (all NULL) column too, the planner walks the same index
         # as the valued branch; ordered by id alone, PostgreSQL may walk the
@@ -211,14 +280,22 @@ def _directed(
     return [c.desc() if ordering.descending else c.asc() for c in columns]
 
 
+_PING = sa.select(sessions.c.id).limit(1)
+
+
 async def ping(*, engine: AsyncEngine) -> None:
     """Read from the database; raises when it cannot answer."""
-    await _scalar(engine, sa.select(sessions.c.id).limit(1))
+    await _scalar(engine, _PING)
 
 
 async def count_sessions(*, engine: AsyncEngine, filters: SessionFilter) -> int:
-    stmt = sa.select(sa.func.count()).select_from(sessions).where(*_session_conditions(filters))
-    return int(await _scalar(engine, stmt))
+    stmt = _session_count_statement(_FilterShape.of(filters))
+    return int(await _scalar(engine, stmt, _session_params(filters)))
+
+
+@functools.lru_cache(maxsize=64)
+def _session_count_statement(shape: _FilterShape) -> sa.Select[Any]:
+    return sa.select(sa.func.count()).select_from(sessions).where(*_session_conditions(shape))
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
@@ -228,6 +305,24 @@ def _prefix_upper_bound(prefix: str) -> str | None:
         if code < 0x10FFFF and not 0xD7FF <= code < 0xDFFF:
             return prefix[:i] + chr(code + 1)
     return None
+
+
+def _prefix_statement(bounded: bool) -> sa.Select[Any]:
+    lowest = sa.bindparam("lowest", type_=sessions.c.id.type)
+    if bounded:
+        within = sessions.c.id < sa.bindparam("upper", type_=sessions.c.id.type)
+    else:  # only U+10FFFF characters: no string bounds the range from above
+        length = sa.bindparam("length", type_=sa.Integer)
+        within = sa.func.substr(sessions.c.id, 1, length) == lowest
+    return (
+        sa.select(sessions)
+        .where(sessions.c.id >= lowest, within)
+        .order_by(sessions.c.id)
+        .limit(PREFIX_CANDIDATES + 1)
+    )
+
+
+_PREFIX = {bounded: _prefix_statement(bounded) for bounded in (True, False)}
 
 
 async def find_sessions_by_id_or_prefix(
@@ -240,45 +335,61 @@ async def find_sessions_by_id_or_prefix(
     ``\\`` are plain characters. An exact match sorts first and is returned
     alone; otherwise up to ``PREFIX_CANDIDATES + 1`` matches come back.
     """
-    conditions = [sessions.c.id >= id_or_prefix]
     upper = _prefix_upper_bound(id_or_prefix)
-    if upper is not None:
-        conditions.append(sessions.c.id < upper)
-    else:  # only U+10FFFF characters: no string bounds the range from above
-        conditions.append(sa.func.substr(sessions.c.id, 1, len(id_or_prefix)) == id_or_prefix)
-    stmt = (
-        sa.select(sessions).where(*conditions).order_by(sessions.c.id).limit(PREFIX_CANDIDATES + 1)
-    )
-    rows = await _all(engine, stmt)
+    params = {"lowest": id_or_prefix, "upper": upper, "length": len(id_or_prefix)}
+    rows = await _all(engine, _PREFIX[upper is not None], params)
     if rows and rows[0]["id"] == id_or_prefix:
         return rows[:1]
     return rows
 
 
+_SESSION = sa.select(sessions).where(sessions.c.id == sa.bindparam("session_id"))
+
+
 async def fetch_session(*, engine: AsyncEngine, session_id: str) -> RowMapping | None:
-    rows = await _all(engine, sa.select(sessions).where(sessions.c.id == session_id))
+    rows = await _all(engine, _SESSION, {"session_id": session_id})
     return rows[0] if rows else None
+
+
+def _operation_columns(columns: Iterable[str]) -> tuple[str, ...]:
+    """The light columns, then the heavy ones (and ``git``) of ``columns``, in one order."""
+    return (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))
 
 
 async def fetch_operations_by_id(
     *, engine: AsyncEngine, operation_ids: Sequence[str], columns: Iterable[str] = ()
 ) -> dict[str, RowMapping]:
-    selected = [operations.c[n] for n in (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))]
-    stmt = sa.select(*selected).where(operations.c.operation_id.in_(operation_ids))
-    return {row["operation_id"]: row for row in await _all(engine, stmt)}
+    stmt = _operations_by_id_statement(_operation_columns(columns))
+    rows = await _all(engine, stmt, {"operation_ids": list(operation_ids)})
+    return {row["operation_id"]: row for row in rows}
+
+
+@functools.lru_cache(maxsize=64)
+def _operations_by_id_statement(selected: tuple[str, ...]) -> sa.Select[Any]:
+    return sa.select(*(operations.c[n] for n in selected)).where(
+        operations.c.operation_id.in_(sa.bindparam("operation_ids", expanding=True))
+    )
 
 
 async def fetch_recorded_operations(
     *, engine: AsyncEngine, session_id: str, rows: tuple[int, int], columns: Iterable[str] = ()
 ) -> Sequence[RowMapping]:
     """The operations one batch stored: ``rows`` is its first and last ``operations.id``."""
-    selected = [operations.c[n] for n in (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))]
-    stmt = (
-        sa.select(*selected)
-        .where(operations.c.session_id == session_id, operations.c.id.between(*rows))
+    stmt = _recorded_operations_statement(_operation_columns(columns))
+    params = {"session_id": session_id, "first_row": rows[0], "last_row": rows[1]}
+    return await _all(engine, stmt, params)
+
+
+@functools.lru_cache(maxsize=64)
+def _recorded_operations_statement(selected: tuple[str, ...]) -> sa.Select[Any]:
+    return (
+        sa.select(*(operations.c[n] for n in selected))
+        .where(
+            operations.c.session_id == sa.bindparam("session_id"),
+            operations.c.id.between(sa.bindparam("first_row"), sa.bindparam("last_row")),
+        )
         .order_by(operations.c.id)
     )
-    return await _all(engine, stmt)
 
 
 async def fetch_sessions_for_filter(
@@ -286,13 +397,19 @@ async def fetch_sessions_for_filter(
 ) -> dict[str, RowMapping]:
     """The sessions of ``ids``, each with ``matches`` (it passes ``filters``) and
     ``matches_but_status`` (it passes them all but the status condition)."""
-    unstatused = replace(filters, statuses=())
-    stmt = sa.select(
+    params = _session_params(filters)
+    params["ids"] = list(ids)
+    rows = await _all(engine, _sessions_for_filter_statement(_FilterShape.of(filters)), params)
+    return {row["id"]: row for row in rows}
+
+
+@functools.lru_cache(maxsize=64)
+def _sessions_for_filter_statement(shape: _FilterShape) -> sa.Select[Any]:
+    return sa.select(
         sessions,
-        _all_true(_session_conditions(filters)).label("matches"),
-        _all_true(_session_conditions(unstatused)).label("matches_but_status"),
-    ).where(sessions.c.id.in_(ids))
-    return {row["id"]: row for row in await _all(engine, stmt)}
+        _all_true(_session_conditions(shape)).label("matches"),
+        _all_true(_session_conditions(shape, statuses=False)).label("matches_but_status"),
+    ).where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _all_true(conditions: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
@@ -302,34 +419,70 @@ def _all_true(conditions: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool
     return sa.func.coalesce(sa.and_(*conditions), sa.false())
 
 
+_WORKFLOWS = sa.select(workflows).where(workflows.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 async def fetch_workflows(*, engine: AsyncEngine, ids: Sequence[str]) -> dict[str, RowMapping]:
-    rows = await _all(engine, sa.select(workflows).where(workflows.c.id.in_(ids)))
+    rows = await _all(engine, _WORKFLOWS, {"ids": list(ids)})
     return {row["id"]: row for row in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class _OperationFilterShape:
+    """Which conditions of an ``OperationFilter`` are present."""
+
+    types: bool
+    tool_name: bool
+    success: bool
+
+    @staticmethod
+    def of(filters: OperationFilter) -> _OperationFilterShape:
+        return _OperationFilterShape(
+            types=filters.types is not None,
+            tool_name=filters.tool_name is not None,
+            success=filters.success is not None,
+        )
+
+
+def _operation_params(filters: OperationFilter) -> dict[str, Any]:
+    return {
+        "types": list(filters.types or ()),
+        "tool_name": filters.tool_name,
+        "success": filters.success,
+    }
+
+
 def _operation_conditions(
-    filters: OperationFilter, table: sa.FromClause = operations
+    shape: _OperationFilterShape, table: sa.FromClause = operations
 ) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
-    if filters.types is not None:
-        conditions.append(table.c.operation_type.in_(filters.types))
-    if filters.tool_name is not None:
-        conditions.append(table.c.tool_name == filters.tool_name)
-    if filters.success is not None:
-        conditions.append(table.c.success == filters.success)
+    if shape.types:
+        conditions.append(table.c.operation_type.in_(sa.bindparam("types", expanding=True)))
+    if shape.tool_name:
+        conditions.append(table.c.tool_name == sa.bindparam("tool_name"))
+    if shape.success:
+        conditions.append(table.c.success == sa.bindparam("success"))
     return conditions
 
 
 async def count_operations(
     *, engine: AsyncEngine, session_ids: Sequence[str], filters: OperationFilter
 ) -> dict[str, int]:
-    stmt = (
+    params = _operation_params(filters)
+    params["session_ids"] = list(session_ids)
+    stmt = _operation_count_statement(_OperationFilterShape.of(filters))
+    rows = await _all(engine, stmt, params)
+    return {row["session_id"]: int(row["count"]) for row in rows}
+
+
+@functools.lru_cache(maxsize=16)
+def _operation_count_statement(shape: _OperationFilterShape) -> sa.Select[Any]:
+    session_ids: sa.BindParameter[list[str]] = sa.bindparam("session_ids", expanding=True)
+    return (
         sa.select(operations.c.session_id, sa.func.count().label("count"))
-        .where(operations.c.session_id.in_(session_ids), *_operation_conditions(filters))
+        .where(operations.c.session_id.in_(session_ids), *_operation_conditions(shape))
         .group_by(operations.c.session_id)
     )
-    rows = await _all(engine, stmt)
-    return {row["session_id"]: int(row["count"]) for row in rows}
 
 
 #: Columns every operation page reads; heavy ones and git are added when selected.
@@ -357,43 +510,47 @@ async def fetch_operation_pages(
     index-ordered ``LIMIT`` walk of its timeline. ``columns`` names the heavy
     columns (and ``git``) to read besides the light ones.
     """
-    selected = (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))
+    sqlite = engine.dialect.name == "sqlite"
+    stmt = _operation_pages_statement(
+        sqlite, _operation_columns(columns), _OperationFilterShape.of(filters), _start(after)
+    )
     unique_ids = list(dict.fromkeys(session_ids))
-    if engine.dialect.name == "sqlite":
-        stmt = _pages_by_json_each(unique_ids, selected, filters, after, limit)
-    else:
-        stmt = _pages_by_lateral(unique_ids, selected, filters, after, limit)
+    params = _operation_params(filters)
+    params.update(session_ids=json.dumps(unique_ids) if sqlite else unique_ids, limit=limit)
+    if after is not None:
+        params.update(after_value=after.value, after_id=after.id)
     pages: dict[str, list[RowMapping]] = defaultdict(list)
-    for row in await _all(engine, stmt):
+    for row in await _all(engine, stmt, params):
         pages[row["session_id"]].append(row)
     return pages
 
 
+@functools.lru_cache(maxsize=256)
+def _operation_pages_statement(
+    sqlite: bool, selected: tuple[str, ...], shape: _OperationFilterShape, start: _Start
+) -> sa.Select[Any]:
+    if sqlite:
+        return _pages_by_json_each(selected, shape, start)
+    return _pages_by_lateral(selected, shape, start)
+
+
 def _page_conditions(
-    table: sa.FromClause, filters: OperationFilter, after: Keyset | None
+    table: sa.FromClause, shape: _OperationFilterShape, start: _Start
 ) -> list[sa.ColumnElement[bool]]:
-    conditions = _operation_conditions(filters, table)
-    if after is not None:
-        if after.value is None:
-            conditions += [table.c.timestamp.is_(None), table.c.id > after.id]
-        else:
-            conditions.append(
-                sa.tuple_(*_timeline_order(table))
-                > sa.tuple_(
-                    sa.false(),
-                    sa.literal(after.value, table.c.timestamp.type),
-                    sa.literal(after.id, table.c.id.type),
-                )
-            )
+    conditions = _operation_conditions(shape, table)
+    after_id = sa.bindparam("after_id", type_=table.c.id.type)
+    if start == "null":
+        conditions += [table.c.timestamp.is_(None), table.c.id > after_id]
+    elif start == "valued":
+        after_value = sa.bindparam("after_value", type_=table.c.timestamp.type)
+        conditions.append(
+            sa.tuple_(*_timeline_order(table)) > sa.tuple_(sa.false(), after_value, after_id)
+        )
     return conditions
 
 
 def _pages_by_json_each(
-    session_ids: list[str],
-    selected: Sequence[str],
-    filters: OperationFilter,
-    after: Keyset | None,
-    limit: int,
+    selected: Sequence[str], shape: _OperationFilterShape, start: _Start
 ) -> sa.Select[Any]:
     """SQLite: for each id of a JSON array, the ids of its page, then those rows.
 
@@ -401,15 +558,15 @@ def _pages_by_json_each(
     so it is compiled once. Measured against a window function and a UNION ALL
     of per-session subqueries in bench/operation_pages.py; this was fastest.
     """
-    wanted = sa.func.json_each(sa.bindparam("session_ids", json.dumps(session_ids))).table_valued(
+    wanted = sa.func.json_each(sa.bindparam("session_ids", type_=sa.Text)).table_valued(
         "key", "value"
     )
     inner = operations.alias("page")
     page_ids = (
         sa.select(inner.c.id)
-        .where(inner.c.session_id == wanted.c.value, *_page_conditions(inner, filters, after))
+        .where(inner.c.session_id == wanted.c.value, *_page_conditions(inner, shape, start))
         .order_by(*_timeline_order(inner))
-        .limit(limit)
+        .limit(_LIMIT)
     )
     return (
         sa.select(*(operations.c[name] for name in selected))
@@ -419,19 +576,16 @@ def _pages_by_json_each(
 
 
 def _pages_by_lateral(
-    session_ids: list[str],
-    selected: Sequence[str],
-    filters: OperationFilter,
-    after: Keyset | None,
-    limit: int,
+    selected: Sequence[str], shape: _OperationFilterShape, start: _Start
 ) -> sa.Select[Any]:
     """PostgreSQL: each id of an array parameter joined LATERAL to its ``LIMIT`` page.
 
     Constant SQL text for any number of sessions (one array parameter), so
     the statement is compiled and prepared once.
     """
+    session_ids = sa.bindparam("session_ids", type_=postgresql.ARRAY(sa.Text))
     wanted = (
-        sa.func.unnest(sa.bindparam("session_ids", session_ids, type_=postgresql.ARRAY(sa.Text)))
+        sa.func.unnest(session_ids)
         .table_valued("session_id", with_ordinality="position")
         .render_derived()
     )
@@ -439,10 +593,10 @@ def _pages_by_lateral(
         sa.select(*(operations.c[name] for name in selected))
         .where(
             operations.c.session_id == wanted.c.session_id,
-            *_page_conditions(operations, filters, after),
+            *_page_conditions(operations, shape, start),
         )
         .order_by(*_timeline_order(operations))
-        .limit(limit)
+        .limit(_LIMIT)
         .lateral("page")
     )
     return (
