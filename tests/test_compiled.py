@@ -14,7 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.graphql import documents as document_cache
+from sessiongraph.graphql import execution
 from sessiongraph.graphql.context import Context
+from sessiongraph.graphql.execution import CompiledExecutionContext
 from sessiongraph.graphql.schema import schema
 from tests.helpers import (
     T0,
@@ -155,3 +158,71 @@ async def test_nothing_of_a_request_outlives_it(
 
     alive = [o for o in gc.get_objects() if isinstance(o, Context) and o.engine is engine]
     assert alive == []
+
+
+SWITCHED = """query ($flag: Boolean!, $other: Boolean!) { sessions { nodes {
+  id ...Costs status @include(if: $flag)
+  operations(first: 3) { nodes { operationId toolName @skip(if: $other) } }
+} } }
+fragment Costs on Session {
+  totalCostUsd @skip(if: $flag) tokens: inputTokens @include(if: $other)
+}"""
+
+
+async def test_plans_kept_for_one_set_of_switches_serve_no_other(
+    gql: GraphQLClient, varied: None
+) -> None:
+    # The same document with every combination of its @skip/@include variables, twice
+    # over: the plans kept for one combination must never answer another.
+    seen: dict[tuple[bool, bool], Any] = {}
+    for _ in range(2):
+        for flag in (True, False):
+            for other in (True, False):
+                body = await gql.raw(SWITCHED, {"flag": flag, "other": other})
+                assert seen.setdefault((flag, other), body) == body
+    first = seen[(True, True)]["data"]["sessions"]["nodes"][0]
+    assert set(first) == {"id", "status", "tokens", "operations"}
+    assert set(seen[(False, False)]["data"]["sessions"]["nodes"][0]) == {
+        "id",
+        "totalCostUsd",
+        "operations",
+    }
+
+
+async def test_a_repeated_query_is_planned_once(
+    gql: GraphQLClient, varied: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned: list[str] = []
+    reader = CompiledExecutionContext._reader
+
+    def counting(self: CompiledExecutionContext, parent_type: Any, details: Any) -> Any:
+        planned.append(details[0].node.name.value)
+        return reader(self, parent_type, details)
+
+    monkeypatch.setattr(CompiledExecutionContext, "_reader", counting)
+    query = "{ sessions { nodes { id status operations { nodes { operationId } } } } }"
+
+    await gql.raw(query)
+    first = len(planned)
+    await gql.raw(query)
+    await gql.raw(query, {"unused": 1})
+
+    assert first > 0
+    assert len(planned) == first  # the later requests found every plan kept
+
+
+async def test_kept_plans_go_with_their_document(
+    http: Any, varied: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = "{ sessions { nodes { id durationDisplay } } }"
+    await http.post("/graphql", json={"query": query})
+    assert len(execution._kept_by_operation) > 0
+
+    # The parse cache drops every document but the next one (another query's).
+    monkeypatch.setattr(document_cache._parsed, "capacity", 1)
+    await http.post("/graphql", json={"query": "{ __typename }"})
+    gc.collect()
+
+    [kept] = execution._kept_by_operation.values()  # the newest query's plans alone
+    [plans] = kept.variants.values()
+    assert [key for _parent, fields in plans for key, _nodes in fields] == ["__typename"]

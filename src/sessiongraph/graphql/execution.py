@@ -5,11 +5,15 @@ object, call the resolver, complete the value by type. Most fields of a large
 response need none of that: ``operationType`` of an Operation is an attribute of the
 object, a leaf to serialize. For each selection set (which graphql-core collects once
 per request, with fragments, aliases and ``@skip``/``@include`` already applied) this
-context builds a plan once: for every response key, either a reader that produces the
+context builds a plan: for every response key, either a reader that produces the
 completed value straight from the source object, or nothing, which leaves the key to
-graphql-core. Resolvers that are real code (loaders, arguments, ``info``) run through
-graphql-core, unless the object already holds their value, read ahead for its whole
-page (``_prefetched``), which the resolver would return itself.
+graphql-core. Plans outlive the request: they are kept with the operation (of a
+document the parse cache keeps) for the values of the variables ``@skip`` and
+``@include`` read, so the next request with the same query plans nothing.
+
+Resolvers that are real code (loaders, arguments, ``info``) run through graphql-core,
+unless the object already holds their value, read ahead for its whole page
+(``_prefetched``), which the resolver would return itself.
 
 A reader never decides anything GraphQL specifies: when a value is not plainly
 valid (null for a non-null field, a value a scalar cannot serialize, an exception
@@ -21,7 +25,9 @@ doing it twice changes nothing.
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -31,13 +37,24 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
+    OperationDefinitionNode,
     Undefined,
+    VariableNode,
+    Visitor,
+    visit,
 )
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.fields.resolver import SELF_PARAMSPEC
 
 Reader = Callable[[Any], Any]
+Plan = list[tuple[str, "Reader | None"]]
+#: A selection set by what graphql-core collected for it: the parent type, and for
+#: each response key the field nodes (by identity: they belong to a kept document).
+Signature = tuple[GraphQLObjectType, tuple[tuple[str, tuple[int, ...]], ...]]
+
+#: Variants of one operation's plans kept (one per set of ``@skip``/``@include`` values).
+VARIANTS_PER_OPERATION = 16
 
 
 class GiveUp(Exception):
@@ -57,7 +74,13 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         wrapped = getattr(self.middleware_manager, "_middleware_resolvers", None)
         self._compiled = enabled and not wrapped
         #: id(grouped field set) -> (the set, kept alive so the id stays its own; its plan)
-        self._plans: dict[int, tuple[Any, list[tuple[str, Reader | None]]]] = {}
+        self._plans: dict[int, tuple[Any, Plan]] = {}
+        #: this operation's plans from earlier requests (and for later ones), if kept
+        self._kept: dict[Signature, Plan] | None = None
+        if self._compiled:
+            self._kept = _kept_plans(
+                self.operation, self.fragment_definitions.values(), self.variable_values.coerced
+            )
 
     def execute_fields(
         self,
@@ -94,15 +117,19 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return merge()
 
-    def _plan(
-        self, parent_type: GraphQLObjectType, grouped_field_set: Any
-    ) -> list[tuple[str, Reader | None]]:
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
         cached = self._plans.get(id(grouped_field_set))
         if cached is not None:
             return cached[1]
-        plan = [
-            (key, self._reader(parent_type, details)) for key, details in grouped_field_set.items()
-        ]
+        signature = _signature(parent_type, grouped_field_set) if self._kept is not None else None
+        plan = self._kept.get(signature) if self._kept is not None and signature else None
+        if plan is None:
+            plan = [
+                (key, self._reader(parent_type, details))
+                for key, details in grouped_field_set.items()
+            ]
+            if self._kept is not None and signature is not None:
+                self._kept[signature] = plan
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
         return plan
 
@@ -187,6 +214,70 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
             return obj
         return None
+
+
+@dataclass(slots=True)
+class _OperationPlans:
+    switches: tuple[str, ...]
+    """The variables ``@skip`` and ``@include`` read, in the operation or its fragments."""
+    fragments: tuple[Any, ...]
+    """The document's fragments, held so that the ids of their nodes stay theirs."""
+    variants: dict[tuple[Any, ...], dict[Signature, Plan]] = field(default_factory=dict)
+
+
+#: id(operation node) -> its plans; an entry goes when its node is collected.
+_kept_by_operation: dict[int, _OperationPlans] = {}
+
+
+def _kept_plans(
+    operation: OperationDefinitionNode, fragments: Iterable[Any], variables: Mapping[str, Any]
+) -> dict[Signature, Plan] | None:
+    """The plans kept for ``operation`` with these variables' ``@skip``/``@include`` values."""
+    kept = _kept_by_operation.get(id(operation))
+    if kept is None:
+        held = tuple(fragments)
+        kept = _OperationPlans(_switches([operation, *held]), held)
+        _kept_by_operation[id(operation)] = kept
+        weakref.finalize(operation, _kept_by_operation.pop, id(operation), None)
+    values = tuple(variables.get(name) for name in kept.switches)
+    try:
+        variant = kept.variants.get(values)
+    except TypeError:  # not hashable: a value no boolean switch takes
+        return None
+    if variant is None:
+        if len(kept.variants) >= VARIANTS_PER_OPERATION:
+            return None
+        variant = kept.variants[values] = {}
+    return variant
+
+
+class _SwitchVariables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_directive(self, node: Any, *_args: Any) -> None:
+        if node.name.value in ("skip", "include"):
+            for argument in node.arguments:
+                if isinstance(argument.value, VariableNode):
+                    self.names.add(argument.value.name.value)
+
+
+def _switches(definitions: Iterable[Any]) -> tuple[str, ...]:
+    visitor = _SwitchVariables()
+    for definition in definitions:
+        visit(definition, visitor)
+    return tuple(sorted(visitor.names))
+
+
+def _signature(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Signature | None:
+    """The selection set's identity across requests, or None if it has none."""
+    fields = []
+    for key, details in grouped_field_set.items():
+        if any(d.fragment_variable_values is not None for d in details):
+            return None  # fragment arguments: values of this request
+        fields.append((key, tuple(id(d.node) for d in details)))
+    return parent_type, tuple(fields)
 
 
 def _merge(results: dict[str, Any], completed: Mapping[str, Any]) -> dict[str, Any]:
