@@ -1,10 +1,11 @@
 """Large responses against their lower bound: where the time of a GraphQL response goes.
 
-    .venv/bin/python bench/response.py [--repeats 30] [--database-url URL]
+    .venv/bin/python bench/response.py [--repeats 50] [--database-url URL]
 
 Seeds a SQLite database (the demo data, plus one session of 600 operations for the
 timeline) unless a database is given, then for each standard query measures, in one
-run, the median of ``--repeats`` requests after a warm-up:
+run, the median of ``--repeats`` requests after a warm-up. The variants take turns
+(one request of each per round), so a slow moment of the machine falls on all alike:
 
   a   sessiongraph end to end over HTTP, against a real `sessiongraph serve`
   b   sessiongraph in-process: schema execution including its SQL, no HTTP
@@ -233,24 +234,23 @@ async def record(engine: AsyncEngine, settings: Settings, query: str, variables:
 # -- timing -----------------------------------------------------------------------------
 
 
-async def median_ms(work: Callable[[], Awaitable[Any]], repeats: int) -> float:
-    for _ in range(3):
-        await work()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        await work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+async def interleaved_medians_ms(
+    variants: dict[str, Callable[[], Awaitable[Any]]], repeats: int
+) -> dict[str, float]:
+    """The median time of each variant, run in turns (one of each per round) so that the
+    machine's slow moments fall on all of them alike and their ratios hold."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(repeats + 3):  # the first three rounds warm up
+        for name, work in variants.items():
+            started = time.perf_counter()
+            await work()
+            if round_ >= 3:
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
 
-def median_sync_ms(work: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+async def _dumps(data: Any) -> str:
+    return json.dumps({"data": data}, separators=(",", ":"))
 
 
 def _free_port() -> int:
@@ -383,31 +383,22 @@ async def main_async(args: argparse.Namespace, scratch: Path) -> None:
             for name, (query, variables) in QUERIES.items():
                 recorded = recordings[name]
                 body = {"query": query, "variables": variables}
-                a = await median_ms(
-                    lambda body=body: http.post(f"http://127.0.0.1:{port}/graphql", json=body),
-                    args.repeats,
-                )
-                ch = await median_ms(
-                    lambda name=name: http.post(
+                data = await in_process(engine, settings, query, variables)
+                variants: dict[str, Callable[[], Awaitable[Any]]] = {
+                    "a": lambda body=body: http.post(f"http://127.0.0.1:{port}/graphql", json=body),
+                    "ch": lambda name=name: http.post(
                         f"http://127.0.0.1:{floor_port}/floor", json={"name": name}
                     ),
-                    args.repeats,
+                    "b": lambda q=query, v=variables: in_process(engine, settings, q, v),
+                    "b plain": lambda q=query, v=variables: in_process(engine, plain, q, v),
+                    "c": lambda n=name, r=recorded: lower_bound(engine, n, r),
+                    "sql": lambda r=recorded: run_sql(engine, r),
+                    "json": lambda d=data: _dumps(d),
+                }
+                medians = await interleaved_medians_ms(variants, args.repeats)
+                rows.append(
+                    (name, *(medians[k] for k in ("a", "ch", "b", "c", "sql", "json", "b plain")))
                 )
-                b = await median_ms(
-                    lambda q=query, v=variables: in_process(engine, settings, q, v), args.repeats
-                )
-                b_off = await median_ms(
-                    lambda q=query, v=variables: in_process(engine, plain, q, v), args.repeats
-                )
-                c = await median_ms(
-                    lambda n=name, r=recorded: lower_bound(engine, n, r), args.repeats
-                )
-                sql = await median_ms(lambda r=recorded: run_sql(engine, r), args.repeats)
-                data = await in_process(engine, settings, query, variables)
-                serialize = median_sync_ms(
-                    lambda d=data: json.dumps({"data": d}, separators=(",", ":")), args.repeats
-                )
-                rows.append((name, a, ch, b, c, sql, serialize, b_off))
     finally:
         for process in (server, floor):
             process.terminate()
@@ -437,7 +428,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--database-url", help="an existing database (default: a new SQLite)")
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--recorded", type=Path, help=argparse.SUPPRESS)

@@ -268,7 +268,7 @@ class Mutation:
             columns=operation_list_columns(raw.field_nodes, raw.fragments, "operations"),
         )
         return RecordOperationsResult(
-            operations=[Operation.from_row(stored[row["operation_id"]]) for row in rows],
+            operations=Operation.from_rows([stored[row["operation_id"]] for row in rows]),
             recorded_operation_ids=recorded.new_ids,
             already_present_operation_ids=recorded.already_present,
         )

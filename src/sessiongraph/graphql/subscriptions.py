@@ -150,7 +150,7 @@ class Subscription:
                         if rows:
                             yield RecordedOperations(
                                 session_id=session_id,
-                                operations=[Operation.from_row(row) for row in rows],
+                                operations=Operation.from_rows(rows),
                             )
 
     @strawberry.subscription(
