@@ -14,10 +14,14 @@ import hashlib
 import hmac
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
+
+from sqlalchemy.engine import RowMapping
 
 from sessiongraph.db.queries import Keyset
 from sessiongraph.errors import BadUserInput
@@ -69,6 +73,31 @@ class CursorCodec:
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursors:
+    """The cursors of a page's rows, each made only when a client asks for it: most
+    nested pages never show one, and signing costs more than reading the row."""
+
+    codec: CursorCodec
+    scope: str
+    column: str
+    """The sort column; with the row's ``id`` it makes the keyset."""
+    rows: Sequence[RowMapping]
+
+    def at(self, index: int) -> str:
+        row = self.rows[index]
+        return self.codec.encode(self.scope, Keyset(row[self.column], row["id"]))
+
+    def first(self) -> str | None:
+        return self.at(0) if self.rows else None
+
+    def last(self) -> str | None:
+        return self.at(-1) if self.rows else None
+
+    def all(self) -> list[str]:
+        return [self.at(i) for i in range(len(self.rows))]
 
 
 def _b64(data: bytes) -> str:

@@ -16,10 +16,10 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from sessiongraph.db import queries
-from sessiongraph.db.queries import Keyset, SessionOrdering
+from sessiongraph.db.queries import SessionOrdering
 from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.context import Info
-from sessiongraph.graphql.cursors import ValueKind
+from sessiongraph.graphql.cursors import PageCursors, ValueKind
 from sessiongraph.graphql.documents import DocumentCache
 from sessiongraph.graphql.errors import ErrorShapes, is_unexpected
 from sessiongraph.graphql.execution import CompiledExecutionContext
@@ -139,23 +139,21 @@ class Query:
             limit=limit + 1,
         )
         page = rows[:limit]
-        keysets = [Keyset(row[ordering.column], row["id"]) for row in page]
         nodes = [Session.from_row(row) for row in page]
         raw = info._raw_info
         selected = node_field_names(raw.field_nodes, raw.fragments) & PREFETCHABLE
         if selected and nodes:
             await prefetch(info, nodes, selected)
+        positions = PageCursors(cursors, scope, ordering.column, page)
         return SessionConnection(
             nodes=nodes,
             page_info=PageInfo(
                 has_next_page=len(rows) > limit,
-                end_cursor=cursors.encode(scope, keysets[-1]) if keysets else None,
                 has_previous_page=after is not None,
-                start_cursor=cursors.encode(scope, keysets[0]) if keysets else None,
+                _cursors=positions,
             ),
             _filters=filters,
-            _scope=scope,
-            _keysets=keysets,
+            _cursors=positions,
         )
 
     @strawberry.field(

@@ -17,10 +17,10 @@ from strawberry import UNSET
 
 from sessiongraph import display
 from sessiongraph.db import queries
-from sessiongraph.db.queries import Keyset, OperationFilter, SessionFilter
+from sessiongraph.db.queries import OperationFilter, SessionFilter
 from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.context import Info
-from sessiongraph.graphql.cursors import ValueKind
+from sessiongraph.graphql.cursors import PageCursors, ValueKind
 from sessiongraph.graphql.loaders import OperationPageKey
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.selection import operation_columns
@@ -44,13 +44,19 @@ class SessionStatus(Enum):
 @strawberry.type(description="A page position, as in the Relay connection specification.")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
-    end_cursor: str | None = strawberry.field(
-        description="Cursor of the last item; pass it as `after` for the next page."
-    )
+    _cursors: strawberry.Private[PageCursors]
+
+    @strawberry.field(description="Cursor of the last item; pass it as `after` for the next page.")
+    def end_cursor(self) -> str | None:
+        return self._cursors.last()
+
     has_previous_page: bool = strawberry.field(
         description="Items precede this page (true when `after` was given)."
     )
-    start_cursor: str | None = strawberry.field(description="Cursor of the first item.")
+
+    @strawberry.field(description="Cursor of the first item.")
+    def start_cursor(self) -> str | None:
+        return self._cursors.first()
 
 
 @strawberry.type(description="A workflow: the orchestration that started sessions.")
@@ -255,14 +261,13 @@ class OperationConnection:
     page_info: PageInfo = strawberry.field(description="Where this page is.")
     _session_id: strawberry.Private[str]
     _filters: strawberry.Private[OperationFilter]
-    _keysets: strawberry.Private[list[Keyset]]
+    _cursors: strawberry.Private[PageCursors]
 
     @strawberry.field(description="The operations of this page with their cursors.")
-    def edges(self, info: Info) -> list[OperationEdge]:
-        encode = info.context.cursors.encode
+    def edges(self) -> list[OperationEdge]:
         return [
-            OperationEdge(cursor=encode(OPERATIONS_SCOPE, keyset), node=node)
-            for keyset, node in zip(self._keysets, self.nodes, strict=True)
+            OperationEdge(cursor=cursor, node=node)
+            for cursor, node in zip(self._cursors.all(), self.nodes, strict=True)
         ]
 
     @strawberry.field(description="Operations of the session matching the filters, all pages.")
@@ -450,19 +455,17 @@ class Session:
             OperationPageKey(self.id, filters, keyset, limit + 1, columns)
         )
         page = rows[:limit]
-        keysets = [Keyset(row["timestamp"], row["id"]) for row in page]
-        encode = info.context.cursors.encode
+        cursors = PageCursors(info.context.cursors, OPERATIONS_SCOPE, "timestamp", page)
         return OperationConnection(
             nodes=Operation.from_rows(page),
             page_info=PageInfo(
                 has_next_page=len(rows) > limit,
-                end_cursor=encode(OPERATIONS_SCOPE, keysets[-1]) if keysets else None,
                 has_previous_page=after is not None,
-                start_cursor=encode(OPERATIONS_SCOPE, keysets[0]) if keysets else None,
+                _cursors=cursors,
             ),
             _session_id=self.id,
             _filters=filters,
-            _keysets=keysets,
+            _cursors=cursors,
         )
 
 
@@ -509,15 +512,13 @@ class SessionConnection:
     nodes: list[Session] = strawberry.field(description="The sessions of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page is.")
     _filters: strawberry.Private[SessionFilter]
-    _scope: strawberry.Private[str]
-    _keysets: strawberry.Private[list[Keyset]]
+    _cursors: strawberry.Private[PageCursors]
 
     @strawberry.field(description="The sessions of this page with their cursors.")
-    def edges(self, info: Info) -> list[SessionEdge]:
-        encode = info.context.cursors.encode
+    def edges(self) -> list[SessionEdge]:
         return [
-            SessionEdge(cursor=encode(self._scope, keyset), node=node)
-            for keyset, node in zip(self._keysets, self.nodes, strict=True)
+            SessionEdge(cursor=cursor, node=node)
+            for cursor, node in zip(self._cursors.all(), self.nodes, strict=True)
         ]
 
     @strawberry.field(
