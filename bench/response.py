@@ -1,11 +1,12 @@
 """Large responses against their lower bound: where the time of a GraphQL response goes.
 
-    .venv/bin/python bench/response.py [--repeats 50] [--database-url URL]
+    .venv/bin/python bench/response.py [--repeats 50] [--postgres | --database-url URL]
 
-Seeds a SQLite database (the demo data, plus one session of 600 operations for the
-timeline) unless a database is given, then for each standard query measures, in one
-run, the median of ``--repeats`` requests after a warm-up. The variants take turns
-(one request of each per round), so a slow moment of the machine falls on all alike:
+Seeds a SQLite database, or with ``--postgres`` a throwaway PostgreSQL server (the
+demo data, plus one session of 600 operations for the timeline; a given database gets
+the timeline session only), then for each standard query measures, in one run, the
+median of ``--repeats`` requests after a warm-up. The variants take turns (one
+request of each per round), so a slow moment of the machine falls on all alike:
 
   a   sessiongraph end to end over HTTP, against a real `sessiongraph serve`
   b   sessiongraph in-process: schema execution including its SQL, no HTTP
@@ -45,7 +46,7 @@ from sessiongraph import display
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate
 from sessiongraph.db.engine import create_engine
-from sessiongraph.db.tables import operations
+from sessiongraph.db.tables import operations, sessions
 from sessiongraph.events import Broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
@@ -53,6 +54,9 @@ from sessiongraph.graphql.scalars import serialize_datetime, serialize_decimal, 
 from sessiongraph.graphql.schema import schema
 from sessiongraph.graphql.types import tool_input_object
 from sessiongraph.seed import seed_demo_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.postgres import throwaway_postgres
 
 TIMELINE_ID = "bench-timeline-0000-0000-000000000600"
 
@@ -102,7 +106,7 @@ def _kind(statement: str) -> str:
         return "count"
     if "workflows" in statement.split("WHERE", 1)[0] and "sessions" not in head:
         return "workflows"
-    if "operations." in head or "json_each" in statement:
+    if "operations." in head or "json_each" in statement or "unnest" in statement:
         return "operations"
     return "sessions"
 
@@ -117,8 +121,7 @@ def _operation(row: Any, heavy: bool) -> dict[str, Any]:
         "durationSeconds": row["duration_seconds"],
     }
     if heavy:
-        stored = row["tool_input"]
-        tool_input = tool_input_object(json.loads(stored) if isinstance(stored, str) else stored)
+        tool_input = tool_input_object(_json(row["tool_input"]))
         result["toolInput"] = serialize_json(tool_input) if tool_input is not None else None
         result["toolOutput"] = row["tool_output"]
         result["messageContent"] = row["message_content"]
@@ -164,7 +167,7 @@ def build(name: str, recorded: Recorded, results: list[list[Any]]) -> dict[str, 
                 "phaseDisplay": display.format_phase(s["phase_id"]),
                 "agentModel": s["agent_model"],
                 "agentModelDisplay": display.format_model_compact(s["agent_model"]),
-                "reposDisplay": display.format_repos(json.loads(s["repos"]) or None),
+                "reposDisplay": display.format_repos(_json(s["repos"]) or None),
                 "inputTokensDisplay": display.format_tokens(s["input_tokens"]),
                 "outputTokensDisplay": display.format_tokens(s["output_tokens"]),
                 "totalTokens": s["total_tokens"],
@@ -180,6 +183,10 @@ def build(name: str, recorded: Recorded, results: list[list[Any]]) -> dict[str, 
             }
         )
     return {"sessions": {"totalCount": total, "nodes": nodes}}
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _decimal(value: Any) -> Any:
@@ -312,15 +319,23 @@ def serve_floor(database_url: str, port: int, recorded_file: Path) -> None:
 
 async def seed_timeline(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(sa.text("DELETE FROM sessions WHERE id = :id"), {"id": TIMELINE_ID})
+        await conn.execute(sessions.delete().where(sessions.c.id == TIMELINE_ID))
         await conn.execute(
-            sa.text(
-                "INSERT INTO sessions (id, status, repos, input_tokens, output_tokens, "
-                "cache_creation_tokens, cache_read_tokens, total_tokens, total_cost_usd, "
-                "cost_by_model, metadata, started_at) VALUES (:id, 'running', '[]', 0, 0, 0, "
-                "0, 0, 0, '{}', '{}', :at)"
-            ),
-            {"id": TIMELINE_ID, "at": "2026-04-18T08:00:00.000000+00:00"},
+            sessions.insert(),
+            {
+                "id": TIMELINE_ID,
+                "status": "running",
+                "repos": [],
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cache_creation_tokens": 0,
+                "cache_read_tokens": 0,
+                "total_tokens": 0,
+                "total_cost_usd": 0,
+                "cost_by_model": {},
+                "metadata": {},
+                "started_at": datetime(2026, 4, 18, 8, tzinfo=UTC),
+            },
         )
         start = datetime(2026, 4, 18, 8, tzinfo=UTC)
         await conn.execute(
@@ -345,15 +360,18 @@ async def seed_timeline(engine: AsyncEngine) -> None:
         )
 
 
-async def main_async(args: argparse.Namespace, scratch: Path) -> None:
-    url = args.database_url or f"sqlite+aiosqlite:///{scratch / 'bench.db'}"
+async def main_async(args: argparse.Namespace, scratch: Path, url: str, fresh: bool) -> None:
     settings = Settings(database_url=url)
     plain = settings.model_copy(update={"compiled_execution": False})
     engine = create_engine(settings)
-    if args.database_url is None:
+    if fresh:
         await migrate.upgrade(engine)
         await seed_demo_data(engine)
     await seed_timeline(engine)
+    if engine.dialect.name == "postgresql":  # statistics and visibility, as autovacuum would
+        async with engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.exec_driver_sql("VACUUM ANALYZE")
 
     recordings = {name: await record(engine, settings, q, v) for name, (q, v) in QUERIES.items()}
     for name, (query, variables) in QUERIES.items():
@@ -430,6 +448,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--database-url", help="an existing database (default: a new SQLite)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="a throwaway PostgreSQL server, seeded"
+    )
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--recorded", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -437,7 +458,14 @@ def main() -> None:
         serve_floor(args.database_url, args.serve_floor, args.recorded)
         return
     with tempfile.TemporaryDirectory() as scratch:
-        asyncio.run(main_async(args, Path(scratch)))
+        if args.postgres:
+            with throwaway_postgres() as url:
+                asyncio.run(main_async(args, Path(scratch), url, fresh=True))
+        elif args.database_url:
+            asyncio.run(main_async(args, Path(scratch), args.database_url, fresh=False))
+        else:
+            url = f"sqlite+aiosqlite:///{Path(scratch) / 'bench.db'}"
+            asyncio.run(main_async(args, Path(scratch), url, fresh=True))
 
 
 if __name__ == "__main__":
