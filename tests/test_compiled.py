@@ -8,12 +8,15 @@ import gc
 import os
 from typing import Any
 
+import httpx
 import pytest
 from graphql import GraphQLObjectType, get_named_type
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.app import create_app
+from sessiongraph.config import Settings
 from sessiongraph.graphql import documents as document_cache
 from sessiongraph.graphql import execution
 from sessiongraph.graphql.context import Context
@@ -226,3 +229,69 @@ async def test_kept_plans_go_with_their_document(
     [kept] = execution._kept_by_operation.values()  # the newest query's plans alone
     [plans] = kept.variants.values()
     assert [key for _parent, fields in plans for key, _nodes in fields] == ["__typename"]
+
+
+MUTATIONS: list[tuple[str, dict[str, Any]]] = [
+    (
+        """mutation { startSession(input: {id: "m-1", workflowId: "wf", workflowName: "Build",
+             agentModel: "claude-sonnet-4-6", repos: ["a/b", "c/d"], phaseId: "research_phase",
+             startedAt: "2026-04-18T08:00:00Z", metadata: {k: [1, 2]}}) {
+           __typename id status workflowName workflow { id name } phaseDisplay
+           agentModelDisplay reposDisplay metadata operationCount durationDisplay } }""",
+        {},
+    ),
+    (
+        """mutation ($ops: [OperationInput!]!, $heavy: Boolean!) {
+           recordOperations(sessionId: "m-1", operations: $ops) {
+             recordedOperationIds alreadyPresentOperationIds
+             operations { ...Light toolInput @include(if: $heavy) git { sha filesChanged } }
+           } }
+         fragment Light on Operation { operationId operationType timestamp success gitSha }""",
+        {
+            "heavy": True,
+            "ops": [
+                {
+                    "operationId": "m-o-1",
+                    "operationType": "git_commit",
+                    "timestamp": "2026-04-18T08:00:01Z",
+                    "toolInput": "plain text",
+                    "git": {"sha": "abc", "files_changed": 2, "unknown": True},
+                },
+                {"operationId": "m-o-2", "operationType": "x", "success": False},
+            ],
+        },
+    ),
+    (
+        """mutation { completeSession(id: "m-1", status: FAILED, errorMessage: "boom",
+             inputTokens: 1200, outputTokens: 34, totalCostUsd: "0.0438",
+             costByModel: [{model: "m", costUsd: "0.0438"}],
+             completedAt: "2026-04-18T08:02:14Z") {
+           id status errorMessage totalTokens totalTokensDisplay totalCostUsd totalCostDisplay
+           costByModel { model costUsd } durationSeconds durationDisplay operationCount
+           operations(first: 1) { totalCount nodes { operationId } } } }""",
+        {},
+    ),
+    ('mutation { completeSession(id: "m-1", status: COMPLETED) { id } }', {}),  # an error
+]
+
+
+async def test_mutation_results_are_the_same_bytes_both_ways(tmp_path: Any) -> None:
+    # Mutations write, so each way gets its own database, and the same writes.
+    answers = []
+    for compiled in (True, False):
+        url = f"sqlite+aiosqlite:///{tmp_path / f'{compiled}.db'}"
+        app = create_app(Settings(database_url=url, compiled_execution=compiled))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                answers.append(
+                    [
+                        (await http.post("/graphql", json={"query": q, "variables": v})).content
+                        for q, v in MUTATIONS
+                    ]
+                )
+
+    compiled_answers, plain_answers = answers
+    assert compiled_answers == plain_answers
+    assert b'"errors"' in plain_answers[-1]
+    assert b'"errors"' not in b"".join(plain_answers[:-1])
