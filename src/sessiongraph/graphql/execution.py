@@ -24,6 +24,7 @@ doing it twice changes nothing.
 
 from __future__ import annotations
 
+import math
 import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -31,12 +32,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
+    GraphQLString,
     OperationDefinitionNode,
     Undefined,
     VariableNode,
@@ -148,6 +156,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         read = _source_reader(field)
         if read is None:
             return None
+        leaf = _leaf_of(field.type)
+        if leaf is not None:
+            return _leaf_reader(read, *leaf)
         complete = self._completer(field.type, details)
         if complete is None:
             return None
@@ -155,6 +166,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _completer(self, type_: GraphQLOutputType, details: Any) -> Reader | None:
         """Completes a value of ``type_`` as graphql-core would, or gives up."""
+        leaf = _leaf_of(type_)
+        if leaf is not None:
+            return _leaf_completer(*leaf)
         if isinstance(type_, GraphQLNonNull):
             inner = self._completer(type_.of_type, details)
             if inner is None:
@@ -166,23 +180,6 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return inner(value)
 
             return non_null
-        if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-            coerce = type_.coerce_output_value
-
-            def leaf(value: Any) -> Any:
-                if value is None:
-                    return None
-                if value is Undefined or isinstance(value, Exception):
-                    raise GiveUp
-                try:
-                    coerced = coerce(value)
-                except Exception:
-                    raise GiveUp from None
-                if coerced is None or coerced is Undefined:
-                    raise GiveUp
-                return coerced
-
-            return leaf
         if isinstance(type_, GraphQLList):
             item = self._completer(type_.of_type, details)
             if item is None:
@@ -278,6 +275,75 @@ def _signature(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Signat
             return None  # fragment arguments: values of this request
         fields.append((key, tuple(id(d.node) for d in details)))
     return parent_type, tuple(fields)
+
+
+LeafType = GraphQLScalarType | GraphQLEnumType
+
+#: Scalars whose values of exactly this Python type serialize as themselves.
+_SELF_SERIALIZING: dict[LeafType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+
+
+def _leaf_of(type_: GraphQLOutputType) -> tuple[LeafType, bool] | None:
+    """The scalar or enum type, and whether null is allowed, for a leaf type."""
+    named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if isinstance(named, GraphQLScalarType | GraphQLEnumType):
+        return named, named is type_
+    return None
+
+
+def _leaf_completer(type_: LeafType, nullable: bool) -> Reader:
+    coerce = type_.coerce_output_value
+
+    def leaf(value: Any) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise GiveUp
+        if value is Undefined or isinstance(value, Exception):
+            raise GiveUp
+        try:
+            coerced = coerce(value)
+        except Exception:
+            raise GiveUp from None
+        if coerced is None or coerced is Undefined:
+            raise GiveUp
+        return coerced
+
+    return leaf
+
+
+def _leaf_reader(read: Reader, type_: LeafType, nullable: bool) -> Reader:
+    """Reads and completes a leaf field. The values most fields hold (a ``str`` for a
+    String, a 32-bit ``int`` for an Int...) serialize as themselves: one type check
+    passes them through; anything else goes the general way."""
+    complete = _leaf_completer(type_, nullable)
+    if type_ is GraphQLInt:
+
+        def int_field(source: Any) -> Any:
+            value = read(source)
+            if type(value) is int and GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT:
+                return value
+            return complete(value)
+
+        return int_field
+    if type_ is GraphQLFloat:
+
+        def float_field(source: Any) -> Any:
+            value = read(source)
+            if type(value) is float and math.isfinite(value):
+                return value
+            return complete(value)
+
+        return float_field
+    exact = _SELF_SERIALIZING.get(type_)
+    if exact is None:
+        return lambda source: complete(read(source))
+
+    def exact_field(source: Any) -> Any:
+        value = read(source)
+        return value if type(value) is exact else complete(value)
+
+    return exact_field
 
 
 def _merge(results: dict[str, Any], completed: Mapping[str, Any]) -> dict[str, Any]:
