@@ -13,6 +13,8 @@ from sessiongraph.inputs import parse_datetime, parse_decimal
 
 
 def serialize_datetime(value: datetime) -> str:
+    if value.tzinfo is UTC:  # as the database columns read back
+        return value.isoformat()
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat()
