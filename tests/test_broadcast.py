@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,29 @@ async def test_a_notification_that_is_not_an_event_is_ignored(
         await gql(START, {"id": "s-n"})
 
         assert (await client.next(sub))["sessionUpdated"]["id"] == "s-n"
+
+
+async def test_serve_with_workers_shares_one_cursor_secret(
+    tmp_path: Path, postgres_url: str, app: Starlette, gql: GraphQLClient
+) -> None:
+    for n in range(3):
+        await gql(START, {"id": f"s-{n}"})
+    options = ("--database-url", postgres_url, "--workers", "2", "--log-level", "warning")
+    page = """query ($after: String) {
+      sessions(first: 1, after: $after) { nodes { id } pageInfo { endCursor } } }"""
+    fresh_connections = httpx.Limits(max_keepalive_connections=0)
+    with spawned_server(tmp_path, *options) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=fresh_connections) as http:
+            workers = GraphQLClient(http)
+
+            async def pages(after: str | None) -> list[dict[str, Any]]:
+                # Many at once, each on its own connection: both workers take some.
+                found = await asyncio.gather(*(workers(page, {"after": after}) for _ in range(40)))
+                return [data["sessions"] for data in found]
+
+            firsts = await pages(None)
+            cursors = {first["pageInfo"]["endCursor"] for first in firsts}
+            seconds = [second for cursor in cursors for second in await pages(cursor)]
+
+    assert len(cursors) == 1  # one secret: every worker signs the same cursor
+    assert {second["nodes"][0]["id"] for second in seconds} == {"s-1"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from sessiongraph.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from starlette.applications import Starlette
 
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 
@@ -140,14 +142,14 @@ def serve_command(args: argparse.Namespace) -> int:
     # A WebSocket message is held to the same limit as a request body.
     options = {"ws_max_size": settings.max_body_bytes, "log_level": args.log_level}
     if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, **options)
+        uvicorn.run(_frozen(create_app(settings)), host=args.host, port=args.port, **options)
         return 0
     # Workers build their app from the environment: hand them this one's settings,
     # including the cursor secret, so a cursor from one worker is good on another.
     os.environ["SESSIONGRAPH_DATABASE_URL"] = settings.database_url
     os.environ["SESSIONGRAPH_CURSOR_SECRET"] = settings.cursor_secret
     uvicorn.run(
-        "sessiongraph.app:create_app",
+        "sessiongraph.cli:worker_app",
         factory=True,
         workers=args.workers,
         host=args.host,
@@ -155,6 +157,21 @@ def serve_command(args: argparse.Namespace) -> int:
         **options,
     )
     return 0
+
+
+def worker_app() -> Starlette:
+    """The app of one `serve --workers` process, from the environment."""
+    from sessiongraph.app import create_app
+
+    return _frozen(create_app())
+
+
+def _frozen(app: Starlette) -> Starlette:
+    # What exists once the app is built (modules, the schema) lives as long as the
+    # process: moved out of the collector's sight, it is no longer walked by every full
+    # collection, which large responses trigger often.
+    gc.freeze()
+    return app
 
 
 async def _prepare(settings: Settings, *, demo_data: bool) -> None:
