@@ -34,7 +34,7 @@ from sessiongraph.graphql.filters import (
 from sessiongraph.graphql.limits import RequestLimits
 from sessiongraph.graphql.mutations import Mutation
 from sessiongraph.graphql.scalars import SCALAR_MAP
-from sessiongraph.graphql.selection import node_field_names
+from sessiongraph.graphql.selection import field_names, node_field_names
 from sessiongraph.graphql.subscriptions import Subscription
 from sessiongraph.graphql.types import (
     PREFETCHABLE,
@@ -178,7 +178,12 @@ class Query:
             engine=info.context.engine, id_or_prefix=wanted
         )
         if len(rows) == 1:
-            return Session.from_row(rows[0])
+            session = Session.from_row(rows[0])
+            raw = info._raw_info
+            selected = field_names(raw.field_nodes, raw.fragments) & PREFETCHABLE
+            if selected:
+                await prefetch(info, [session], selected)
+            return session
         if not rows:
             return None
         shown = rows[: queries.PREFIX_CANDIDATES]

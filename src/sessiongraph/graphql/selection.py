@@ -101,4 +101,11 @@ def node_field_names(
         elif field.name.value == "edges":
             edges = _fields(_children([field]), fragments)
             nodes.extend(e for e in edges if e.name.value == "node")
-    return {field.name.value for field in _fields(_children(nodes), fragments)}
+    return field_names(nodes, fragments)
+
+
+def field_names(
+    fields: Iterable[FieldNode], fragments: dict[str, FragmentDefinitionNode]
+) -> set[str]:
+    """Names of the fields selected on ``fields``."""
+    return {field.name.value for field in _fields(_children(fields), fragments)}
