@@ -331,3 +331,21 @@ async def test_costs_sort_numerically_not_as_text(
 
     # then
     assert seen == expected
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+async def test_walking_past_infinite_and_nan_durations_returns_each_session_once(
+    gql: GraphQLClient, engine: AsyncEngine, direction: str
+) -> None:
+    # given: values no client can record, but another writer can store (SQLite keeps
+    # NaN as NULL); the cursor after such a row must work like any other
+    durations = [1.0, math.inf, -math.inf, math.nan, None, 2.0, math.inf, math.nan]
+    rows = await insert_sessions(engine, *(session_row(duration_seconds=d) for d in durations))
+
+    # when
+    ids, _pages = await walk(
+        gql, page_size=1, orderBy={"field": "DURATION_SECONDS", "direction": direction}
+    )
+
+    # then
+    assert sorted(ids) == sorted(row["id"] for row in rows)

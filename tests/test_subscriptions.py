@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings
 from sessiongraph.events import Broker
+from sessiongraph.graphql.execution import CompiledExecutionContext
 from tests.helpers import GraphQLClient, SqlRecorder
 from tests.live import WSClient, serve, until
 
@@ -405,3 +406,29 @@ async def test_a_subscriber_that_falls_behind_is_told_and_memory_stays_bounded(
         "reason": "subscriberTooSlow",
         "limit": 3,
     }
+
+
+async def test_a_long_subscription_keeps_no_memo_per_event(
+    app: Starlette, url: str, gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executors: list[CompiledExecutionContext] = []
+    build = CompiledExecutionContext.build_per_event_executor
+
+    def recording(self: CompiledExecutionContext, payload: Any) -> CompiledExecutionContext:
+        executors.append(build(self, payload))
+        return executors[-1]
+
+    monkeypatch.setattr(CompiledExecutionContext, "build_per_event_executor", recording)
+    await gql(START, {"id": "s-long"})
+    memo_sizes = []
+    async with WSClient.open(url) as client:
+        sub = await client.subscribe(SESSION_UPDATED, {"id": "s-long"})
+        await client.next(sub)  # the current state
+        for n in range(8):
+            await gql(RECORD, {"id": "s-long", "ops": ops(f"o-{n}")})
+            await client.next(sub)
+            latest = executors[-1]
+            memo_sizes.append(len(latest._relevant_sub_fields) + len(latest._plans))
+
+    assert len(executors) >= 8
+    assert len(set(memo_sizes)) == 1, memo_sizes  # what one event needs, not one per event

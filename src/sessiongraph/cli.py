@@ -169,7 +169,8 @@ def worker_app() -> Starlette:
 def _frozen(app: Starlette) -> Starlette:
     # What exists once the app is built (modules, the schema) lives as long as the
     # process: moved out of the collector's sight, it is no longer walked by every full
-    # collection, which large responses trigger often.
+    # collection, which large responses trigger often. The garbage of start-up goes first.
+    gc.collect()
     gc.freeze()
     return app
 

@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,14 +123,13 @@ def _load_value(raw: Any, kind: ValueKind) -> Any:
         if parsed.tzinfo is None:
             raise ValueError("naive datetime")
         return parsed
+    # A signed cursor holds what a row held: NaN and infinities included, which
+    # PostgreSQL stores and sorts (NaN above every number).
     if kind is ValueKind.DECIMAL and isinstance(raw, str):
-        decimal = Decimal(raw)
-        if not decimal.is_finite():
-            raise ValueError("not finite")
-        return decimal
+        return Decimal(raw)
     if kind is ValueKind.INT and type(raw) is int and _fits_int64(raw):
         return raw
-    if kind is ValueKind.FLOAT and type(raw) in (int, float) and math.isfinite(raw):
+    if kind is ValueKind.FLOAT and type(raw) in (int, float):
         return float(raw)
     raise ValueError("bad value")
 

@@ -29,7 +29,7 @@ import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     GRAPHQL_MAX_INT,
@@ -89,6 +89,14 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             self._kept = _kept_plans(
                 self.operation, self.fragment_definitions.values(), self.variable_values.coerced
             )
+
+    def build_per_event_executor(self, payload: Any) -> CompiledExecutionContext:
+        executor = cast("CompiledExecutionContext", super().build_per_event_executor(payload))
+        # Each event of a subscription collects its fields anew: memos keyed by one
+        # event's field sets would grow for as long as the subscription lives.
+        executor._relevant_sub_fields = {}
+        executor._plans = {}
+        return executor
 
     def execute_fields(
         self,
@@ -194,7 +202,10 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
             return items
         if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
-            grouped, defer_usages, *_ = self.collect_subfields(type_, details)
+            try:
+                grouped, defer_usages, *_ = self.collect_subfields(type_, details)
+            except Exception:  # e.g. `@include(if: null)`: graphql-core reports it, at its
+                return None  # path, and only when there is an object to collect for
             if defer_usages:
                 return None
             plan = self._plan(type_, grouped)
