@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -381,6 +382,10 @@ async def main_async(args: argparse.Namespace, scratch: Path, url: str, fresh: b
             raise SystemExit(f"{name}: the hand-built response differs from sessiongraph's")
     recorded_file = scratch / "recorded.json"
     recorded_file.write_text(json.dumps(recordings, default=list))
+    # As `sessiongraph serve` does once its app is built (and the floor's server has
+    # next to nothing to walk): what lives on is kept out of full collections.
+    gc.collect()
+    gc.freeze()
 
     port, floor_port = _free_port(), _free_port()
     server = _spawn(
