@@ -137,15 +137,16 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._plans.get(id(grouped_field_set))
         if cached is not None:
             return cached[1]
-        signature = _signature(parent_type, grouped_field_set) if self._kept is not None else None
-        plan = self._kept.get(signature) if self._kept is not None and signature else None
+        kept = self._kept
+        signature = None if kept is None else _signature(parent_type, grouped_field_set)
+        plan = None if kept is None or signature is None else kept.get(signature)
         if plan is None:
             plan = [
                 (key, self._reader(parent_type, details))
                 for key, details in grouped_field_set.items()
             ]
-            if self._kept is not None and signature is not None:
-                self._kept[signature] = plan
+            if kept is not None and signature is not None:
+                kept[signature] = plan
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
         return plan
 
