@@ -37,7 +37,6 @@ from sessiongraph.graphql.scalars import SCALAR_MAP
 from sessiongraph.graphql.selection import field_names, node_field_names
 from sessiongraph.graphql.subscriptions import Subscription
 from sessiongraph.graphql.types import (
-    PREFETCHABLE,
     PageInfo,
     Session,
     SessionConnection,
@@ -141,9 +140,7 @@ class Query:
         page = rows[:limit]
         nodes = [Session.from_row(row) for row in page]
         raw = info._raw_info
-        selected = node_field_names(raw.field_nodes, raw.fragments) & PREFETCHABLE
-        if selected and nodes:
-            await prefetch(info, nodes, selected)
+        await prefetch(info, nodes, node_field_names(raw.field_nodes, raw.fragments))
         positions = PageCursors(cursors, scope, ordering.column, page)
         return SessionConnection(
             nodes=nodes,
@@ -180,9 +177,7 @@ class Query:
         if len(rows) == 1:
             session = Session.from_row(rows[0])
             raw = info._raw_info
-            selected = field_names(raw.field_nodes, raw.fragments) & PREFETCHABLE
-            if selected:
-                await prefetch(info, [session], selected)
+            await prefetch(info, [session], field_names(raw.field_nodes, raw.fragments))
             return session
         if not rows:
             return None

@@ -534,9 +534,12 @@ PREFETCHABLE = {"workflowName", "workflow", "operationCount"}
 
 
 async def prefetch(info: Info, sessions: list[Session], selected: set[str]) -> None:
-    """Read the loader-backed fields ``selected`` for every session of a page in one go,
-    so each session answers them from memory: the same statements as field by field,
+    """Read the loader-backed fields among ``selected`` for every session of a page in one
+    go, so each session answers them from memory: the same statements as field by field,
     without one coroutine per session and field."""
+    selected = selected & PREFETCHABLE
+    if not selected or not sessions:
+        return
     loaders = info.context.loaders
     wants_workflow = bool(selected & {"workflowName", "workflow"})
     wants_count = "operationCount" in selected
