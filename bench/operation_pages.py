@@ -26,8 +26,9 @@ from sessiongraph.config import Settings
 from sessiongraph.db import queries
 from sessiongraph.db.engine import create_engine
 from sessiongraph.db.migrate import upgrade
-from sessiongraph.db.queries import LIGHT_OPERATION_COLUMNS, OperationFilter
+from sessiongraph.db.queries import OperationFilter
 from sessiongraph.db.tables import operations, sessions
+from sessiongraph.graphql.types.operation import LIGHT_COLUMNS
 
 T0 = datetime(2026, 4, 18, tzinfo=UTC)
 
@@ -55,7 +56,7 @@ async def _fill(engine: AsyncEngine, n_sessions: int, per_session: int) -> list[
 
 
 async def _window(engine: AsyncEngine, ids: list[str], limit: int) -> int:
-    cols = [operations.c[name] for name in LIGHT_OPERATION_COLUMNS]
+    cols = [operations.c[name] for name in sorted(LIGHT_COLUMNS)]
     rank = (
         sa.func.row_number()
         .over(
@@ -76,7 +77,7 @@ async def _run(engine: AsyncEngine, stmt: sa.Select[Any]) -> int:
 
 
 async def _union(engine: AsyncEngine, ids: list[str], limit: int) -> int:
-    columns = [operations.c[name] for name in LIGHT_OPERATION_COLUMNS]
+    columns = [operations.c[name] for name in sorted(LIGHT_COLUMNS)]
     order = (operations.c.timestamp.is_(None), operations.c.timestamp, operations.c.id)
     branches = [
         sa.select(
@@ -97,7 +98,12 @@ async def _union(engine: AsyncEngine, ids: list[str], limit: int) -> int:
 
 async def _json_each(engine: AsyncEngine, ids: list[str], limit: int) -> int:
     pages = await queries.fetch_operation_pages(
-        engine=engine, session_ids=ids, filters=OperationFilter(), after=None, limit=limit
+        engine=engine,
+        session_ids=ids,
+        filters=OperationFilter(),
+        after=None,
+        limit=limit,
+        columns=LIGHT_COLUMNS,
     )
     return sum(len(page) for page in pages.values())
 

@@ -52,9 +52,9 @@ from sessiongraph.events import Broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.scalars import serialize_datetime, serialize_decimal, serialize_json
-from sessiongraph.graphql.schema import schema
-from sessiongraph.graphql.types import tool_input_object
+from sessiongraph.graphql.schema import Schema, build_schema
 from sessiongraph.seed import seed_demo_data
+from sessiongraph.stored import tool_input_object
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.postgres import throwaway_postgres
@@ -217,8 +217,19 @@ def make_context(engine: AsyncEngine, settings: Settings) -> Context:
     )
 
 
+_schemas: dict[bool, Schema] = {}
+
+
+def schema_for(settings: Settings) -> Schema:
+    """One schema per execution path, built once (as an app builds its own)."""
+    compiled = settings.compiled_execution
+    if compiled not in _schemas:
+        _schemas[compiled] = build_schema(settings)
+    return _schemas[compiled]
+
+
 async def in_process(engine: AsyncEngine, settings: Settings, query: str, variables: Any) -> Any:
-    result = await schema.execute(
+    result = await schema_for(settings).execute(
         query, variable_values=variables, context_value=make_context(engine, settings)
     )
     assert not result.errors, result.errors

@@ -18,10 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings
 from sessiongraph.graphql import documents as document_cache
-from sessiongraph.graphql import execution
+from sessiongraph.graphql import execution, plan
 from sessiongraph.graphql.context import Context
-from sessiongraph.graphql.execution import CompiledExecutionContext
-from sessiongraph.graphql.schema import schema
+from sessiongraph.graphql.schema import build_schema
 from tests.helpers import (
     T0,
     GraphQLClient,
@@ -33,7 +32,7 @@ from tests.helpers import (
 pytestmark = pytest.mark.sqlite_only
 
 EXAMPLES = int(os.environ.get("SESSIONGRAPH_FUZZ_EXAMPLES", "150"))
-SCHEMA = schema._schema
+SCHEMA = build_schema(Settings())._schema
 ARGUMENTS: dict[str, list[str]] = {
     "first": ["1", "2", "3", "0", "-1", "5000", "$n"],
     "types": ['["git_commit"]', "[]", '["tool_execution_started", "nope"]'],
@@ -195,40 +194,43 @@ async def test_plans_kept_for_one_set_of_switches_serve_no_other(
 async def test_a_repeated_query_is_planned_once(
     gql: GraphQLClient, varied: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    planned: list[str] = []
-    reader = CompiledExecutionContext._reader
+    built: list[str] = []
+    reader = execution._reader
 
-    def counting(self: CompiledExecutionContext, parent_type: Any, details: Any) -> Any:
-        planned.append(details[0].node.name.value)
-        return reader(self, parent_type, details)
+    def counting(field: Any) -> Any:
+        built.append(field.name)
+        return reader(field)
 
-    monkeypatch.setattr(CompiledExecutionContext, "_reader", counting)
+    monkeypatch.setattr(execution, "_reader", counting)
     query = "{ sessions { nodes { id status operations { nodes { operationId } } } } }"
 
     await gql.raw(query)
-    first = len(planned)
+    walks, readers = plan.walks, len(built)
     await gql.raw(query)
     await gql.raw(query, {"unused": 1})
 
-    assert first > 0
-    assert len(planned) == first  # the later requests found every plan kept
+    assert readers > 0
+    assert len(built) == readers  # the later requests found every reader kept
+    assert plan.walks == walks  # ... and the plan they belong to
 
 
 async def test_kept_plans_go_with_their_document(
-    http: Any, varied: None, monkeypatch: pytest.MonkeyPatch
+    app: Any, http: Any, varied: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     query = "{ sessions { nodes { id durationDisplay } } }"
     await http.post("/graphql", json={"query": query})
-    assert len(execution._kept_by_operation) > 0
+    schema = app.state.schema._schema
+    assert len(plan._kept[schema]) > 0
 
     # The parse cache drops every document but the next one (another query's).
     monkeypatch.setattr(document_cache._parsed, "capacity", 1)
     await http.post("/graphql", json={"query": "{ __typename }"})
     gc.collect()
 
-    [kept] = execution._kept_by_operation.values()  # the newest query's plans alone
-    [plans] = kept.variants.values()
-    assert [key for _parent, fields in plans for key, _nodes in fields] == ["__typename"]
+    [kept] = plan._kept[schema].values()  # the newest query's plans alone
+    [variant] = kept.variants.values()
+    assert variant.root is not None
+    assert [field.key for field in variant.root.fields] == ["__typename"]
 
 
 MUTATIONS: list[tuple[str, dict[str, Any]]] = [

@@ -20,7 +20,7 @@ from starlette.routing import Mount
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings, token_digest
 from sessiongraph.graphql.limits import measure
-from sessiongraph.graphql.schema import schema
+from sessiongraph.graphql.schema import build_schema
 from tests.conftest import Configured
 from tests.helpers import GraphQLClient, insert_session
 from tests.live import WSClient, serve
@@ -41,7 +41,7 @@ def test_a_fragment_bomb_is_measured_in_linear_time() -> None:
     document = parse(bomb(40, 4))  # 4**40 spreads if each were walked again
     operation = document.definitions[0]
 
-    measured = measure(schema._schema, document, operation, {})  # type: ignore[arg-type]
+    measured = measure(build_schema(Settings())._schema, document, operation, {})  # type: ignore[arg-type]
 
     assert (measured.depth, measured.cost) == (2, 50)
 

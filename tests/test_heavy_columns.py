@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongraph.db.tables import HEAVY_OPERATION_COLUMNS
+from sessiongraph.graphql.types.operation import HEAVY_COLUMNS
 from tests.helpers import (
     GraphQLClient,
     SqlRecorder,
@@ -43,7 +43,7 @@ async def session_with_heavy_operation(engine: AsyncEngine) -> str:
 
 
 def _columns_named(statement: str) -> set[str]:
-    return {c for c in (*HEAVY_OPERATION_COLUMNS, "git") if f"operations.{c}" in statement}
+    return {c for c in HEAVY_COLUMNS if f"operations.{c}" in statement}
 
 
 @pytest.mark.usefixtures("session_with_heavy_operation")

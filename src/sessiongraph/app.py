@@ -22,7 +22,7 @@ from sessiongraph.events import create_broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.persisted import PersistedQueries
-from sessiongraph.graphql.schema import schema
+from sessiongraph.graphql.schema import build_schema
 from sessiongraph.graphql.view import GraphQLView
 from sessiongraph.guard import RequestGuard
 
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ok", "database": "ok"})
 
     authenticator = Authenticator(settings)
+    schema = build_schema(settings)
     graphql = GraphQLView(
         schema,
         settings=settings,
@@ -97,4 +98,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.engine = engine
     app.state.settings = settings
     app.state.events = events
+    app.state.schema = schema
     return app

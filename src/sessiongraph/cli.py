@@ -243,9 +243,10 @@ def _progress_printer() -> Callable[[int, int], None]:
 
 
 def export_schema_command(args: argparse.Namespace) -> int:
-    from sessiongraph.graphql.schema import schema
+    from sessiongraph.graphql.schema import build_schema
 
-    sdl = schema.as_str() + "\n"
+    # What settings decide (limits, introspection...) never shows in the SDL.
+    sdl = build_schema(Settings.model_construct()).as_str() + "\n"
     if args.output == "-":
         sys.stdout.write(sdl)
         return 0

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongraph.db.tables import HEAVY_OPERATION_COLUMNS, operations, sessions, workflows
+from sessiongraph.db.tables import operations, sessions, workflows
 from sessiongraph.errors import QueryTimeout
 
 T = TypeVar("T")
@@ -352,12 +352,14 @@ async def fetch_session(*, engine: AsyncEngine, session_id: str) -> RowMapping |
 
 
 def _operation_columns(columns: Iterable[str]) -> tuple[str, ...]:
-    """The light columns, then the heavy ones (and ``git``) of ``columns``, in one order."""
-    return (*LIGHT_OPERATION_COLUMNS, *sorted(set(columns)))
+    """``columns`` in the table's order, with the ones a page needs (its keyset, its
+    session): one order, so one statement per set of columns."""
+    wanted = {*columns, *_PAGE_COLUMNS}
+    return tuple(c.name for c in operations.c if c.name in wanted)
 
 
 async def fetch_operations_by_id(
-    *, engine: AsyncEngine, operation_ids: Sequence[str], columns: Iterable[str] = ()
+    *, engine: AsyncEngine, operation_ids: Sequence[str], columns: Iterable[str]
 ) -> dict[str, RowMapping]:
     stmt = _operations_by_id_statement(_operation_columns(columns))
     rows = await _all(engine, stmt, {"operation_ids": list(operation_ids)})
@@ -372,7 +374,7 @@ def _operations_by_id_statement(selected: tuple[str, ...]) -> sa.Select[Any]:
 
 
 async def fetch_recorded_operations(
-    *, engine: AsyncEngine, session_id: str, rows: tuple[int, int], columns: Iterable[str] = ()
+    *, engine: AsyncEngine, session_id: str, rows: tuple[int, int], columns: Iterable[str]
 ) -> Sequence[RowMapping]:
     """The operations one batch stored: ``rows`` is its first and last ``operations.id``."""
     stmt = _recorded_operations_statement(_operation_columns(columns))
@@ -485,10 +487,8 @@ def _operation_count_statement(shape: _OperationFilterShape) -> sa.Select[Any]:
     )
 
 
-#: Columns every operation page reads; heavy ones and git are added when selected.
-LIGHT_OPERATION_COLUMNS = tuple(
-    c.name for c in operations.c if c.name not in {*HEAVY_OPERATION_COLUMNS, "git"}
-)
+#: Columns every read of operations includes, whatever the caller asks for.
+_PAGE_COLUMNS = ("id", "session_id", "timestamp")
 
 
 def _timeline_order(table: sa.FromClause) -> tuple[sa.ColumnElement[Any], ...]:
@@ -502,13 +502,13 @@ async def fetch_operation_pages(
     filters: OperationFilter,
     after: Keyset | None,
     limit: int,
-    columns: Iterable[str] = (),
+    columns: Iterable[str],
 ) -> dict[str, list[RowMapping]]:
     """The first ``limit`` operations after ``after`` of each session, oldest first.
 
     One statement for all sessions, in which each session's page is an
-    index-ordered ``LIMIT`` walk of its timeline. ``columns`` names the heavy
-    columns (and ``git``) to read besides the light ones.
+    index-ordered ``LIMIT`` walk of its timeline. ``columns`` names the columns to
+    read (the ones a page needs are read anyway).
     """
     sqlite = engine.dialect.name == "sqlite"
     stmt = _operation_pages_statement(

@@ -26,9 +26,6 @@ SESSION_SORT_COLUMNS = (
     "duration_seconds",
 )
 
-#: Columns whose values can be tens of kilobytes; read only when a query selects them.
-HEAVY_OPERATION_COLUMNS = ("tool_input", "tool_output", "message_content", "thinking_content")
-
 
 def _empty_object() -> dict[str, Any]:
     return {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 import strawberry
@@ -13,7 +13,6 @@ from sessiongraph.config import Settings
 from sessiongraph.events import Broker
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.loaders import Loaders
-from sessiongraph.graphql.selection import OperationColumns
 
 
 @dataclass
@@ -34,8 +33,6 @@ class Context:
     events: Broker
     loaders: Loaders
     caller: Caller
-    #: Column plans already computed, by the ``operations`` field node they came from.
-    operation_columns: dict[int, OperationColumns] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -70,7 +67,7 @@ class Context:
 
     def fork(self) -> Context:
         """A context for another operation on the same connection: nothing cached is shared."""
-        return replace(self, loaders=Loaders(self.engine), operation_columns={})
+        return replace(self, loaders=Loaders(self.engine))
 
     def renew_loaders(self) -> None:
         """Forget what the loaders have cached: a subscription's next event reads afresh."""

@@ -2,9 +2,10 @@
 
 Clients send the same few queries over and over; parsing and validating one again
 costs as much as a small response. Both caches are bounded (least recently used go
-first) and keyed by everything that changes the outcome: the text, the token
-limit, and whether introspection is allowed. The limits that depend on variables
-or on the caller are checked on every request (``RequestLimits``).
+first) and keyed by everything that changes the outcome: the text and the token
+limit for parsing; validation is kept per schema, whose rules decide it. The
+limits that depend on variables or on the caller are checked on every request
+(``RequestLimits``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ class LRU(Generic[K, V]):
 
 
 _parsed: LRU[tuple[str, int | None], DocumentNode] = LRU(CACHE_SIZE)
-_validated: LRU[tuple[str, bool], list[GraphQLError]] = LRU(CACHE_SIZE)
 
 
 def parsed(query: str, max_tokens: int | None) -> DocumentNode:
@@ -59,6 +59,13 @@ def parsed(query: str, max_tokens: int | None) -> DocumentNode:
 
 
 class DocumentCache(SchemaExtension):
+    """Parses through the shared parse cache, and validates through the schema's own
+    cache (``store``): what validation says depends on the schema and its rules."""
+
+    @staticmethod
+    def store() -> LRU[str, list[GraphQLError]]:
+        return LRU(CACHE_SIZE)
+
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
         query = ctx.query
@@ -74,13 +81,13 @@ class DocumentCache(SchemaExtension):
         if ctx.pre_execution_errors is not None or ctx.query is None:
             yield  # refused already (a limit), or nothing to key on
             return
-        settings = getattr(ctx.context, "settings", None)
-        key = (ctx.query, bool(settings is None or settings.introspection_enabled))
-        known = _validated.get(key)
+        validated: LRU[str, list[GraphQLError]] = ctx.schema.validated  # type: ignore[attr-defined]
+        key = ctx.query
+        known = validated.get(key)
         if known is not None:
             ctx.pre_execution_errors = list(known)
             yield
             return
         yield
         if ctx.pre_execution_errors is not None:
-            _validated.put(key, list(ctx.pre_execution_errors))
+            validated.put(key, list(ctx.pre_execution_errors))

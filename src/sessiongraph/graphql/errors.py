@@ -103,6 +103,5 @@ class ErrorShapes(SchemaExtension):
     def _shape(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            settings = getattr(self.execution_context.context, "settings", None)
-            suggestions = settings is None or not settings.is_production
+            suggestions = getattr(self.execution_context.schema, "suggestions", True)
             result.errors = [shape_error(e, suggestions=suggestions) for e in errors]

@@ -3,13 +3,12 @@
 graphql-core completes every field through several generic calls: build an info
 object, call the resolver, complete the value by type. Most fields of a large
 response need none of that: ``operationType`` of an Operation is an attribute of the
-object, a leaf to serialize. For each selection set (which graphql-core collects once
-per request, with fragments, aliases and ``@skip``/``@include`` already applied) this
-context builds a plan: for every response key, either a reader that produces the
-completed value straight from the source object, or nothing, which leaves the key to
-graphql-core. Plans outlive the request: they are kept with the operation (of a
-document the parse cache keeps) for the values of the variables ``@skip`` and
-``@include`` read, so the next request with the same query plans nothing.
+object, a leaf to serialize. Each selection set graphql-core collects is found in the
+operation's plan (``plan.py``), and the plan's selection gets readers: for every
+response key, either a reader that produces the completed value straight from the
+source object, or nothing, which leaves the key to graphql-core. Readers are kept
+with the plan, which outlives the request, so the next request with the same query
+builds none.
 
 Resolvers that are real code (loaders, arguments, ``info``) run through graphql-core,
 unless the object already holds their value, read ahead for its whole page
@@ -26,9 +25,7 @@ from __future__ import annotations
 
 import math
 import operator
-import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from graphql import (
@@ -36,6 +33,7 @@ from graphql import (
     GRAPHQL_MIN_INT,
     GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLField,
     GraphQLFloat,
     GraphQLID,
     GraphQLInt,
@@ -45,24 +43,18 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLString,
-    OperationDefinitionNode,
     Undefined,
-    VariableNode,
-    Visitor,
-    visit,
 )
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.fields.resolver import SELF_PARAMSPEC
 
-Reader = Callable[[Any], Any]
-Plan = list[tuple[str, "Reader | None"]]
-#: A selection set by what graphql-core collected for it: the parent type, and for
-#: each response key the field nodes (by identity: they belong to a kept document).
-Signature = tuple[GraphQLObjectType, tuple[tuple[str, tuple[int, ...]], ...]]
+from sessiongraph.graphql.fields import PREFETCHED
+from sessiongraph.graphql.plan import FieldPlan, SelectionPlan, Signature, plan_operation
 
-#: Variants of one operation's plans kept (one per set of ``@skip``/``@include`` values).
-VARIANTS_PER_OPERATION = 16
+Reader = Callable[[Any], Any]
+#: For each response key of a selection, in order: its reader, or None for graphql-core.
+Readers = list[tuple[str, "Reader | None"]]
 
 
 class GiveUp(Exception):
@@ -76,19 +68,17 @@ class GiveUp(Exception):
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = getattr(self.context_value, "settings", None)
-        enabled = settings is None or settings.compiled_execution
         # Middleware wraps every resolver: then only graphql-core knows what a field does.
         wrapped = getattr(self.middleware_manager, "_middleware_resolvers", None)
-        self._compiled = enabled and not wrapped
-        #: id(grouped field set) -> (the set, kept alive so the id stays its own; its plan)
-        self._plans: dict[int, tuple[Any, Plan]] = {}
-        #: this operation's plans from earlier requests (and for later ones), if kept
-        self._kept: dict[Signature, Plan] | None = None
-        if self._compiled:
-            self._kept = _kept_plans(
-                self.operation, self.fragment_definitions.values(), self.variable_values.coerced
+        plan = None
+        if not wrapped:
+            plan = plan_operation(
+                self.schema, self.operation, self.fragment_definitions, self.variable_values.coerced
             )
+        #: The operation's plan, when graphql-core collects exactly what it says.
+        self._plan = plan if plan is not None and plan.exact else None
+        #: id(grouped field set) -> (the set, kept alive so the id stays its own; its plan)
+        self._plans: dict[int, tuple[Any, SelectionPlan | None]] = {}
 
     def build_per_event_executor(self, payload: Any) -> CompiledExecutionContext:
         executor = cast("CompiledExecutionContext", super().build_per_event_executor(payload))
@@ -106,14 +96,14 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: Any,
         position_context: Any,
     ) -> Any:
-        if not self._compiled:
+        selection = self._selection(parent_type, grouped_field_set)
+        if selection is None:
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        plan = self._plan(parent_type, grouped_field_set)
         results: dict[str, Any] = {}
         slow: dict[str, Any] = {}
-        for key, reader in plan:
+        for key, reader in readers_of(selection):
             if reader is not None:
                 try:
                     results[key] = reader(source_value)
@@ -133,150 +123,101 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return merge()
 
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
+    def _selection(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Any:
+        """The planned selection graphql-core collected as ``grouped_field_set``."""
+        if self._plan is None:
+            return None
         cached = self._plans.get(id(grouped_field_set))
         if cached is not None:
             return cached[1]
-        kept = self._kept
-        signature = None if kept is None else _signature(parent_type, grouped_field_set)
-        plan = None if kept is None or signature is None else kept.get(signature)
-        if plan is None:
-            plan = [
-                (key, self._reader(parent_type, details))
-                for key, details in grouped_field_set.items()
-            ]
-            if kept is not None and signature is not None:
-                kept[signature] = plan
-        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
-        return plan
+        signature = _signature(parent_type, grouped_field_set)
+        selection = None if signature is None else self._plan.selection(signature)
+        if selection is not None and selection.type is not parent_type:
+            selection = None
+        self._plans[id(grouped_field_set)] = (grouped_field_set, selection)
+        return selection
 
-    def _reader(self, parent_type: GraphQLObjectType, details: Any) -> Reader | None:
-        """How to complete this field from its source alone, or None."""
-        node = details[0].node
-        name = node.name.value
-        if name == "__typename":
-            type_name = parent_type.name
-            return lambda _source: type_name
+
+def readers_of(selection: SelectionPlan) -> Readers:
+    """The readers of a planned selection, built once and kept with the plan."""
+    readers: Readers | None = selection.memo.get("readers")
+    if readers is None:
+        readers = selection.memo["readers"] = [
+            (field.key, _reader(field)) for field in selection.fields
+        ]
+    return readers
+
+
+def _reader(field: FieldPlan) -> Reader | None:
+    """How to complete this field from its source alone, or None."""
+    if field.name == "__typename":
+        type_name = field.parent.name
+        return lambda _source: type_name
+    for node in field.nodes:
         if node.arguments or (node.directives and _has_non_skip_directive(node.directives)):
             return None
-        field = parent_type.fields.get(name)
-        if field is None or field.args:
-            return None
-        read = _source_reader(field)
-        if read is None:
-            return None
-        leaf = _leaf_of(field.type)
-        if leaf is not None:
-            return _leaf_reader(read, *leaf)
-        complete = self._completer(field.type, details)
-        if complete is None:
-            return None
-        return lambda source: complete(read(source))
-
-    def _completer(self, type_: GraphQLOutputType, details: Any) -> Reader | None:
-        """Completes a value of ``type_`` as graphql-core would, or gives up."""
-        leaf = _leaf_of(type_)
-        if leaf is not None:
-            return _leaf_completer(*leaf)
-        if isinstance(type_, GraphQLNonNull):
-            inner = self._completer(type_.of_type, details)
-            if inner is None:
-                return None
-
-            def non_null(value: Any) -> Any:
-                if value is None:
-                    raise GiveUp
-                return inner(value)
-
-            return non_null
-        if isinstance(type_, GraphQLList):
-            item = self._completer(type_.of_type, details)
-            if item is None:
-                return None
-
-            def items(value: Any) -> Any:
-                if value is None:
-                    return None
-                if not isinstance(value, list | tuple):
-                    raise GiveUp
-                return [item(v) for v in value]
-
-            return items
-        if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
-            try:
-                grouped, defer_usages, *_ = self.collect_subfields(type_, details)
-            except Exception:  # e.g. `@include(if: null)`: graphql-core reports it, at its
-                return None  # path, and only when there is an object to collect for
-            if defer_usages:
-                return None
-            plan = self._plan(type_, grouped)
-            if any(reader is None for _, reader in plan):
-                return None  # graphql-core completes it, with this plan for its plain keys
-            readers = [(key, reader) for key, reader in plan if reader is not None]
-
-            def obj(value: Any) -> Any:
-                if value is None:
-                    return None
-                if value is Undefined or isinstance(value, Exception):
-                    raise GiveUp
-                return {key: reader(value) for key, reader in readers}
-
-            return obj
+    definition = field.definition
+    if definition is None or definition.args:
         return None
-
-
-@dataclass(slots=True)
-class _OperationPlans:
-    switches: tuple[str, ...]
-    """The variables ``@skip`` and ``@include`` read, in the operation or its fragments."""
-    fragments: tuple[Any, ...]
-    """The document's fragments, held so that the ids of their nodes stay theirs."""
-    variants: dict[tuple[Any, ...], dict[Signature, Plan]] = field(default_factory=dict)
-
-
-#: id(operation node) -> its plans; an entry goes when its node is collected.
-_kept_by_operation: dict[int, _OperationPlans] = {}
-
-
-def _kept_plans(
-    operation: OperationDefinitionNode, fragments: Iterable[Any], variables: Mapping[str, Any]
-) -> dict[Signature, Plan] | None:
-    """The plans kept for ``operation`` with these variables' ``@skip``/``@include`` values."""
-    kept = _kept_by_operation.get(id(operation))
-    if kept is None:
-        held = tuple(fragments)
-        kept = _OperationPlans(_switches([operation, *held]), held)
-        _kept_by_operation[id(operation)] = kept
-        weakref.finalize(operation, _kept_by_operation.pop, id(operation), None)
-    values = tuple(variables.get(name) for name in kept.switches)
-    try:
-        variant = kept.variants.get(values)
-    except TypeError:  # not hashable: a value no boolean switch takes
+    read = _source_reader(definition)
+    if read is None:
         return None
-    if variant is None:
-        if len(kept.variants) >= VARIANTS_PER_OPERATION:
+    leaf = _leaf_of(definition.type)
+    if leaf is not None:
+        return _leaf_reader(read, *leaf)
+    complete = _completer(definition.type, field)
+    if complete is None:
+        return None
+    return lambda source: complete(read(source))
+
+
+def _completer(type_: GraphQLOutputType, field: FieldPlan) -> Reader | None:
+    """Completes a value of ``type_`` as graphql-core would, or gives up."""
+    leaf = _leaf_of(type_)
+    if leaf is not None:
+        return _leaf_completer(*leaf)
+    if isinstance(type_, GraphQLNonNull):
+        inner = _completer(type_.of_type, field)
+        if inner is None:
             return None
-        variant = kept.variants[values] = {}
-    return variant
 
+        def non_null(value: Any) -> Any:
+            if value is None:
+                raise GiveUp
+            return inner(value)
 
-class _SwitchVariables(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
+        return non_null
+    if isinstance(type_, GraphQLList):
+        item = _completer(type_.of_type, field)
+        if item is None:
+            return None
 
-    def enter_directive(self, node: Any, *_args: Any) -> None:
-        if node.name.value in ("skip", "include"):
-            for argument in node.arguments:
-                if isinstance(argument.value, VariableNode):
-                    self.names.add(argument.value.name.value)
+        def items(value: Any) -> Any:
+            if value is None:
+                return None
+            if not isinstance(value, list | tuple):
+                raise GiveUp
+            return [item(v) for v in value]
 
+        return items
+    if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
+        children = field.selections.get(type_.name)
+        if children is None:
+            return None
+        plan = readers_of(children)
+        if any(reader is None for _, reader in plan):
+            return None  # graphql-core completes it, with this plan for its plain keys
+        readers = [(key, reader) for key, reader in plan if reader is not None]
 
-def _switches(definitions: Iterable[Any]) -> tuple[str, ...]:
-    visitor = _SwitchVariables()
-    for definition in definitions:
-        visit(definition, visitor)
-    return tuple(sorted(visitor.names))
+        def obj(value: Any) -> Any:
+            if value is None:
+                return None
+            if value is Undefined or isinstance(value, Exception):
+                raise GiveUp
+            return {key: reader(value) for key, reader in readers}
+
+        return obj
+    return None
 
 
 def _signature(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Signature | None:
@@ -286,7 +227,7 @@ def _signature(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Signat
         if any(d.fragment_variable_values is not None for d in details):
             return None  # fragment arguments: values of this request
         fields.append((key, tuple(id(d.node) for d in details)))
-    return parent_type, tuple(fields)
+    return parent_type.name, tuple(fields)
 
 
 LeafType = GraphQLScalarType | GraphQLEnumType
@@ -373,7 +314,7 @@ def _has_non_skip_directive(directives: Iterable[Any]) -> bool:
     return any(d.name.value not in ("skip", "include") for d in directives)
 
 
-def _source_reader(field: Any) -> Reader | None:
+def _source_reader(field: GraphQLField) -> Reader | None:
     """Read the field's value from its source, for fields whose resolver does only that."""
     definition = field.extensions.get("strawberry-definition")
     if definition is None or definition.extensions:
@@ -386,6 +327,8 @@ def _source_reader(field: Any) -> Reader | None:
     if resolver is None or resolver.arguments:
         return None
     if resolver.is_async:
+        if not definition.metadata.get(PREFETCHED):
+            return None
         return _prefetched_reader(definition.python_name)
     reserved = resolver.reserved_parameters
     if any(param is not None for spec, param in reserved.items() if spec is not SELF_PARAMSPEC):
@@ -400,8 +343,9 @@ def _source_reader(field: Any) -> Reader | None:
 
 
 def _prefetched_reader(name: str) -> Reader:
-    """A loader-backed field whose value was read ahead for the whole page (a
-    ``_prefetched`` mapping on the object); without it, graphql-core runs the resolver."""
+    """A loader-backed field declared read ahead (``PREFETCHED``), whose value a page read
+    for all its objects (a ``_prefetched`` mapping on the object); without it,
+    graphql-core runs the resolver."""
 
     def read(source: Any) -> Any:
         values = getattr(source, "_prefetched", None)

@@ -8,7 +8,8 @@ from typing import Annotated
 import strawberry
 
 from sessiongraph.db.queries import SessionFilter
-from sessiongraph.graphql.types import SessionStatus, given
+from sessiongraph.graphql.arguments import given
+from sessiongraph.graphql.types.session import SessionStatus
 
 WorkflowIdArgument = Annotated[
     str | None, strawberry.argument(description="Only this workflow's sessions.")

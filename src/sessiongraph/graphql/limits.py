@@ -4,7 +4,9 @@ The cost is the number of nodes a query could return, GitHub-style: a connection
 asks for ``first`` nodes for each node of its parent, so ``sessions(first: 200)
 { nodes { operations(first: 50) ... } }`` costs 200 + 200 * 50 = 10,200. Every
 root field costs at least one node. Introspection (``__schema``, ``__type``) is
-not counted: GraphiQL's own query is deep but cheap.
+not counted: GraphiQL's own query is deep but cheap. Depth and cost are read from
+the operation's plan (``plan.py``): what execution would collect, fragments and
+``@skip``/``@include`` applied, each response key once.
 """
 
 from __future__ import annotations
@@ -18,35 +20,26 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
     GraphQLList,
     GraphQLNonNull,
-    GraphQLObjectType,
     GraphQLSchema,
-    InlineFragmentNode,
-    IntValueNode,
-    NamedTypeNode,
     OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
-    VariableNode,
     get_named_type,
     visit,
 )
 from graphql.execution.values import get_variable_values
 from graphql.language import Visitor
-from graphql.validation.rules.custom.no_schema_introspection import (
-    NoSchemaIntrospectionCustomRule,
-)
 from strawberry.extensions import SchemaExtension
 
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.errors import limit_reached
+from sessiongraph.graphql.fields import MAX_ITEMS
+from sessiongraph.graphql.plan import FieldPlan, OperationPlan, SelectionPlan, plan_operation
+from sessiongraph.graphql.types.pagination import is_connection
 
-#: Lists of objects without a ``first`` argument, and the most items they can hold.
-UNPAGED_LIST_BOUND = 1000
 MAX_INT = 2**31 - 1
 _INTROSPECTION = frozenset({"__schema", "__type"})
 
@@ -71,17 +64,13 @@ def measure(
     counter = _Counter()
     visit(document, counter)
     result.aliases, result.directives = counter.aliases, counter.directives
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    root = schema.get_root_type(operation.operation)
-    if root is None:
-        return result
-    walk = _Walk(schema, fragments, variables)
-    result.depth, result.cost = walk.selections(
-        operation.selection_set, root, at_root=True, path=frozenset()
-    )
+    plan = plan_operation(schema, operation, fragments_of(document), variables)
+    result.depth, result.cost = _cost(plan, variables)
     return result
+
+
+def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
 class _Counter(Visitor):
@@ -98,109 +87,61 @@ class _Counter(Visitor):
         self.directives += 1
 
 
+def _cost(plan: OperationPlan, variables: Mapping[str, Any]) -> tuple[int, int]:
+    if plan.root is None:
+        return 0, 0
+    return _Cost(variables).selection(plan.root, at_root=True)
+
+
 @dataclass
-class _Walk:
-    """Depth and cost of selection sets, bottom-up: a selection set costs ``cost`` per
-    node of its parent and nests ``depth`` fields deep. A fragment is measured once per
-    type and place, however often it is spread, so the work stays linear in the
-    document (a fragment spreading another four times, ten levels down, is one walk
-    of each, not 4**10)."""
+class _Cost:
+    """Depth and cost of selections, bottom-up: a selection costs ``cost`` per node of
+    its parent and nests ``depth`` fields deep. A selection shared by several places
+    (a fragment's) is measured once."""
 
-    schema: GraphQLSchema
-    fragments: dict[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
-    _measured: dict[tuple[str, str, bool], tuple[int, int]] = field(default_factory=dict)
+    _measured: dict[tuple[int, bool], tuple[int, int]] = field(default_factory=dict)
 
-    def selections(
-        self,
-        selection_set: SelectionSetNode,
-        parent: GraphQLObjectType,
-        *,
-        at_root: bool,
-        path: frozenset[str],
-    ) -> tuple[int, int]:
-        depth = cost = 0
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                inner_depth, inner_cost = self.field(selection, parent, at_root=at_root, path=path)
-            elif isinstance(selection, FragmentSpreadNode):
-                inner_depth, inner_cost = self.spread(selection, parent, at_root, path)
-            else:
-                assert isinstance(selection, InlineFragmentNode)
-                scope = self._scope(selection.type_condition, parent)
-                inner_depth, inner_cost = self.selections(
-                    selection.selection_set, scope, at_root=at_root, path=path
-                )
-            depth, cost = max(depth, inner_depth), cost + inner_cost
-        return depth, cost
-
-    def spread(
-        self,
-        node: FragmentSpreadNode,
-        parent: GraphQLObjectType,
-        at_root: bool,
-        path: frozenset[str],
-    ) -> tuple[int, int]:
-        name = node.name.value
-        fragment = self.fragments.get(name)
-        if fragment is None or name in path:  # unknown or cyclic: validation says so
-            return 0, 0
-        scope = self._scope(fragment.type_condition, parent)
-        key = (name, scope.name, at_root)
+    def selection(self, selection: SelectionPlan, *, at_root: bool) -> tuple[int, int]:
+        key = (id(selection), at_root)
         known = self._measured.get(key)
         if known is None:
-            known = self.selections(
-                fragment.selection_set, scope, at_root=at_root, path=path | {name}
-            )
-            self._measured[key] = known
+            self._measured[key] = (0, 0)  # a cycle (refused by validation) adds nothing
+            depth = cost = 0
+            for child in selection.fields:
+                inner_depth, inner_cost = self.field(child, at_root=at_root)
+                depth, cost = max(depth, inner_depth), cost + inner_cost
+            known = self._measured[key] = (depth, cost)
         return known
 
-    def field(
-        self, node: FieldNode, parent: GraphQLObjectType, *, at_root: bool, path: frozenset[str]
-    ) -> tuple[int, int]:
-        name = node.name.value
-        if name in _INTROSPECTION:
+    def field(self, field: FieldPlan, *, at_root: bool) -> tuple[int, int]:
+        if field.name in _INTROSPECTION:
             return 0, 0
-        definition = parent.fields.get(name)
-        if definition is None:
+        if field.definition is None:
             return 1, 0
-        returned = definition.type
-        named = get_named_type(returned)
-        size = 0
-        if named.name.endswith("Connection") and "first" in definition.args:
-            size = self._first(node, definition.args["first"].default_value)
-        elif name == "operations" and _is_list(returned):  # a batch: at most 1,000
-            size = UNPAGED_LIST_BOUND
+        size = self._size(field)
         # nodes and edges of a connection were counted with it; small value lists
         # (costByModel) and single objects count nothing, except at the root.
         cost = size or (1 if at_root else 0)
-        if node.selection_set is None or not isinstance(named, GraphQLObjectType):
+        if not field.selections:
             return 1, cost
-        inner_depth, inner_cost = self.selections(
-            node.selection_set, named, at_root=False, path=path
-        )
+        measured = [self.selection(s, at_root=False) for s in field.selections.values()]
+        inner_depth = max(depth for depth, _ in measured)
+        inner_cost = max(cost for _, cost in measured)  # the value is one of the types
         return 1 + inner_depth, cost + (size or 1) * inner_cost
 
-    def _scope(
-        self, condition: NamedTypeNode | None, parent: GraphQLObjectType
-    ) -> GraphQLObjectType:
-        if condition is not None:
-            named = self.schema.get_type(condition.name.value)
-            if isinstance(named, GraphQLObjectType):
-                return named
-        return parent
-
-    def _first(self, node: FieldNode, default: Any) -> int:
-        for argument in node.arguments or ():
-            if argument.name.value != "first":
-                continue
-            value = argument.value
-            if isinstance(value, IntValueNode):
-                return _count(int(value.value), default)
-            if isinstance(value, VariableNode):
-                return _count(self.variables.get(value.name.value, default), default)
-            return _count(default, default)
-        return _count(default, default)
+    def _size(self, field: FieldPlan) -> int:
+        """How many nodes the field can return: ``first`` of a connection, the declared
+        bound of a list; 0 for anything else."""
+        assert field.definition is not None
+        named = get_named_type(field.definition.type)
+        if is_connection(named) and "first" in field.definition.args:
+            default = field.definition.args["first"].default_value
+            return _count(field.argument("first", self.variables), default)
+        bound = field.metadata.get(MAX_ITEMS)
+        if isinstance(bound, int) and _is_list(field.definition.type):
+            return bound
+        return 0
 
 
 def _count(value: Any, default: Any) -> int:
@@ -263,8 +204,8 @@ def too_complex(limit: str, maximum: int, value: int, what: str = "This query") 
 
 
 class RequestLimits(SchemaExtension):
-    """Applies the limits of the request's settings, refuses mutations to read-only
-    callers, hides introspection where it is off, and reports the cost it measured.
+    """Applies the schema's limits, refuses mutations to read-only callers, and reports
+    the cost it measured.
 
     The checks run before validation, on every request: they depend on the
     variables and the caller, which a cached validation knows nothing of.
@@ -274,12 +215,14 @@ class RequestLimits(SchemaExtension):
         self.cost: int | None = None
         self.budget = 0
 
+    @property
+    def limits(self) -> Limits:
+        limits: Limits = self.execution_context.schema.limits  # type: ignore[attr-defined]
+        return limits
+
     def on_operation(self) -> Iterator[None]:
         ctx = self.execution_context
-        settings: Settings = ctx.context.settings
-        ctx.parse_options = {**ctx.parse_options, "max_tokens": settings.max_tokens}
-        if not settings.introspection_enabled:
-            ctx.validation_rules = (*ctx.validation_rules, NoSchemaIntrospectionCustomRule)
+        ctx.parse_options = {**ctx.parse_options, "max_tokens": self.limits.tokens}
         yield
 
     def on_validate(self) -> Iterator[None]:
@@ -307,7 +250,7 @@ class RequestLimits(SchemaExtension):
                     extensions={"code": ErrorCode.FORBIDDEN.value},
                 )
             ]
-        limits = Limits.from_settings(ctx.context.settings)
+        limits = self.limits
         schema = ctx.schema._schema
         measured = measure(schema, document, operation, _coerced(schema, operation, ctx.variables))
         refusals = [too_complex(*over) for over in limits.exceeded(measured)]

@@ -15,10 +15,11 @@ from sessiongraph.db import queries, writes
 from sessiongraph.db.writes import TERMINAL_STATUSES, Announce, Completion
 from sessiongraph.errors import BadUserInput
 from sessiongraph.events import Event
+from sessiongraph.graphql.arguments import given
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.scalars import JSON
-from sessiongraph.graphql.selection import operation_list_columns
-from sessiongraph.graphql.types import Operation, Session, SessionStatus, given, tool_input_object
+from sessiongraph.graphql.types.operation import Operation, operation_columns, operation_list
+from sessiongraph.graphql.types.session import Session, SessionStatus
 from sessiongraph.inputs import (
     check_count,
     check_id,
@@ -27,6 +28,7 @@ from sessiongraph.inputs import (
     check_seconds,
     check_text,
 )
+from sessiongraph.stored import tool_input_object
 
 T = TypeVar("T")
 
@@ -97,8 +99,8 @@ class ModelCostInput:
 
 @strawberry.type(description="What a recordOperations call did.")
 class RecordOperationsResult:
-    operations: list[Operation] = strawberry.field(
-        description="Every operation of the call as stored, in the order sent."
+    operations: list[Operation] = operation_list(
+        "Every operation of the call as stored, in the order sent."
     )
     recorded_operation_ids: list[str] = strawberry.field(
         description="Operations stored by this call."
@@ -261,11 +263,10 @@ class Mutation:
                 engine=engine, session_id=session_id, rows=rows, announce=announce
             ),
         )
-        raw = info._raw_info
         stored = await queries.fetch_operations_by_id(
             engine=info.context.engine,
             operation_ids=[row["operation_id"] for row in rows],
-            columns=operation_list_columns(raw.field_nodes, raw.fragments, "operations"),
+            columns=operation_columns(info),
         )
         return RecordOperationsResult(
             operations=Operation.from_rows([stored[row["operation_id"]] for row in rows]),

@@ -30,8 +30,8 @@ from sessiongraph.graphql.filters import (
     WorkflowIdArgument,
     session_filter,
 )
-from sessiongraph.graphql.selection import operation_list_columns
-from sessiongraph.graphql.types import Operation, Session
+from sessiongraph.graphql.types.operation import Operation, operation_columns, operation_list
+from sessiongraph.graphql.types.session import Session
 from sessiongraph.inputs import check_id
 
 logger = logging.getLogger("sessiongraph.graphql")
@@ -66,8 +66,8 @@ class SessionChange:
 @strawberry.type(description="Operations that one recordOperations call stored.")
 class RecordedOperations:
     session_id: str = strawberry.field(description="The session they belong to.")
-    operations: list[Operation] = strawberry.field(
-        description="The new operations, in the order they were recorded. Operations the "
+    operations: list[Operation] = operation_list(
+        "The new operations, in the order they were recorded. Operations the "
         "call sent again (already present) are not repeated."
     )
 
@@ -131,8 +131,7 @@ class Subscription:
     ) -> AsyncGenerator[RecordedOperations, None]:
         session_id = check_id(session_id, "sessionId")
         context = info.context
-        raw = info._raw_info
-        columns = operation_list_columns(raw.field_nodes, raw.fragments, "operations")
+        columns = operation_columns(info)
         async with _reported("operationsRecorded"):
             with context.events.subscribe(
                 accepts=lambda event: event.session_id == session_id and event.rows is not None,

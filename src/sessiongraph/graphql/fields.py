@@ -1,0 +1,70 @@
+"""What a field declares about itself, and where a resolver finds its field in the plan.
+
+Types declare beside each field what the plan's readers need to know of it, as
+``strawberry.field(metadata=...)``: which columns it reads (and whether they are
+heavy), whether its value is read ahead for a whole page, how many items an
+unpaged list can hold. The column projection, row decoding, prefetching, the
+cost check and the compiled executor read these declarations from the plan,
+never a list kept in step by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sessiongraph.graphql.context import Info
+from sessiongraph.graphql.plan import FieldPlan, plan_operation
+
+#: metadata key: the ``Column`` a field reads.
+COLUMN = "sessiongraph.column"
+#: metadata key: a loader-backed field that pages read ahead for all their objects.
+PREFETCHED = "sessiongraph.prefetched"
+#: metadata key: the most items an unpaged list of objects holds (for the cost).
+MAX_ITEMS = "sessiongraph.max_items"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """The database column a field reads: whether it is read only when selected
+    (heavy), and how its stored value becomes the field's (as is, when None)."""
+
+    name: str
+    heavy: bool = False
+    decode: Callable[[Any], Any] | None = None
+
+
+def field_plan(info: Info) -> FieldPlan | None:
+    """The plan of the field ``info`` resolves; None if graphql-core collected it
+    otherwise than planned (then read as if everything were selected)."""
+    raw = info._raw_info
+    values: Any = raw.variable_values
+    variables: Mapping[str, Any] = getattr(values, "coerced", values)
+    plan = plan_operation(raw.schema, raw.operation, raw.fragments, variables)
+    return plan.field(raw.parent_type, raw.field_nodes)
+
+
+def selected_on(field: FieldPlan, type_name: str) -> Iterator[FieldPlan]:
+    """The fields selected on objects of ``type_name`` at or below ``field``'s value:
+    through a connection's ``nodes`` and ``edges { node }``, or a plain list."""
+    seen: set[int] = set()
+    pending = list(field.selections.values())
+    while pending:
+        selection = pending.pop()
+        if id(selection) in seen:
+            continue
+        seen.add(id(selection))
+        if selection.type.name == type_name:
+            yield from selection.fields
+            continue
+        for child in selection.fields:
+            pending.extend(child.selections.values())
+
+
+def python_name(field: FieldPlan) -> str | None:
+    """The Python attribute behind a field (None for ``__typename`` and unknown fields)."""
+    if field.definition is None:
+        return None
+    declared: Any = field.definition.extensions.get("strawberry-definition")
+    return getattr(declared, "python_name", None)

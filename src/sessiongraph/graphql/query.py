@@ -1,0 +1,126 @@
+"""The Query root: sessions listed and looked up."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry import UNSET
+
+from sessiongraph.db import queries
+from sessiongraph.errors import AmbiguousId, BadUserInput
+from sessiongraph.graphql.arguments import check_first, given
+from sessiongraph.graphql.context import Info
+from sessiongraph.graphql.filters import (
+    StartedAfterArgument,
+    StartedBeforeArgument,
+    StatusArgument,
+    StatusesArgument,
+    WorkflowIdArgument,
+    session_filter,
+)
+from sessiongraph.graphql.ordering import SessionOrder
+from sessiongraph.graphql.types.pagination import Page
+from sessiongraph.graphql.types.session import Session, SessionConnection, prefetch
+
+MAX_SESSIONS_PAGE = 200
+MAX_ID_LENGTH = 128
+
+
+@strawberry.type(description="Read sessions, their operations and git facts.")
+class Query:
+    @strawberry.field(
+        description="List sessions, newest first by default. Same filters as GET /sessions."
+    )
+    async def sessions(
+        self,
+        info: Info,
+        workflow_id: WorkflowIdArgument = UNSET,
+        status: StatusArgument = UNSET,
+        statuses: StatusesArgument = UNSET,
+        started_after: StartedAfterArgument = UNSET,
+        started_before: StartedBeforeArgument = UNSET,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1..200 (REST `limit`).")
+        ] = 50,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="Opaque cursor from pageInfo.endCursor."),
+        ] = UNSET,
+        order_by: Annotated[
+            SessionOrder | None,
+            strawberry.argument(description="Sort order; newest started first by default."),
+        ] = UNSET,
+    ) -> SessionConnection:
+        limit = check_first(first, default=50, maximum=MAX_SESSIONS_PAGE)
+        filters = session_filter(
+            workflow_id=workflow_id,
+            status=status,
+            statuses=statuses,
+            started_after=started_after,
+            started_before=started_before,
+        )
+        after = given(after)
+        order = given(order_by) or SessionOrder()
+        ordering = order.ordering()
+        codec = info.context.cursors
+        keyset = (
+            codec.decode(after, scope=order.scope, value_kind=order.value_kind, id_type=str)
+            if after is not None
+            else None
+        )
+        rows = await queries.fetch_session_page(
+            engine=info.context.engine,
+            filters=filters,
+            ordering=ordering,
+            after=keyset,
+            limit=limit + 1,
+        )
+        page = Page.of(
+            rows,
+            limit=limit,
+            after_given=after is not None,
+            codec=codec,
+            scope=order.scope,
+            column=ordering.column,
+        )
+        nodes = [Session.from_row(row) for row in page.rows]
+        await prefetch(info, nodes)
+        return SessionConnection(
+            nodes=nodes, page_info=page.info, _filters=filters, _cursors=page.cursors
+        )
+
+    @strawberry.field(
+        description="One session by full id or unique id prefix; null when nothing matches. "
+        "A prefix that matches several sessions is an AMBIGUOUS_ID error listing them."
+    )
+    async def session(
+        self,
+        info: Info,
+        id: Annotated[
+            str, strawberry.argument(description="Full session id or a unique prefix of it.")
+        ],
+    ) -> Session | None:
+        wanted = id.strip()
+        if not wanted:
+            raise BadUserInput("`id` must not be empty", argumentName="id")
+        if "\x00" in wanted or not wanted.isprintable():
+            raise BadUserInput("`id` contains characters no id has", argumentName="id")
+        if len(wanted) > MAX_ID_LENGTH:
+            return None
+        rows = await queries.find_sessions_by_id_or_prefix(
+            engine=info.context.engine, id_or_prefix=wanted
+        )
+        if len(rows) == 1:
+            session = Session.from_row(rows[0])
+            await prefetch(info, [session])
+            return session
+        if not rows:
+            return None
+        shown = rows[: queries.PREFIX_CANDIDATES]
+        more = " or more" if len(rows) > len(shown) else ""
+        raise AmbiguousId(
+            f"Session id prefix {wanted!r} is ambiguous: it matches {len(shown)}{more} "
+            "sessions. Use a longer prefix.",
+            candidates=[row["id"][:12] for row in shown],
+        )

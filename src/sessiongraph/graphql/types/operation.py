@@ -1,0 +1,213 @@
+"""Operation: one recorded event of a session, and a session's page of them.
+
+Each field declares the column it reads (``column``, ``reads``): the projection
+(``operation_columns``) and the row decoding (``Operation.from_rows``) both follow
+these declarations, so a new field cannot be selected without being read.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Self
+
+import strawberry
+from sqlalchemy.engine import RowMapping
+
+from sessiongraph.db.queries import OperationFilter
+from sessiongraph.graphql.context import Info
+from sessiongraph.graphql.cursors import PageCursors
+from sessiongraph.graphql.fields import (
+    COLUMN,
+    MAX_ITEMS,
+    Column,
+    field_plan,
+    python_name,
+    selected_on,
+)
+from sessiongraph.graphql.scalars import JSON
+from sessiongraph.graphql.types.git import GitInfo
+from sessiongraph.graphql.types.pagination import Connection, PageInfo
+from sessiongraph.stored import tool_input_object
+
+#: The most operations a list of them (not a page) holds: a recordOperations batch.
+MAX_OPERATIONS_LIST = 1000
+#: Read for every operation whatever is selected: the keyset of a page is (timestamp, id).
+_KEYSET_COLUMNS = ("id", "timestamp")
+
+
+def column(
+    description: str, *, heavy: bool = False, decode: Callable[[Any], Any] | None = None
+) -> Any:
+    """A field holding the column of its own name; a heavy one is read only when selected."""
+    return strawberry.field(description=description, metadata={COLUMN: Column("", heavy, decode)})
+
+
+def reads(name: str) -> dict[str, Column]:
+    """Metadata of a resolver field computed from the (heavy) column ``name``."""
+    return {COLUMN: Column(name, heavy=True)}
+
+
+def operation_list(description: str) -> Any:
+    """A plain list of operations (one batch), bounded for the cost check."""
+    return strawberry.field(description=description, metadata={MAX_ITEMS: MAX_OPERATIONS_LIST})
+
+
+@strawberry.type(
+    description="One recorded event of a session: a tool call, a message, a git action, "
+    "a lifecycle event."
+)
+class Operation:
+    operation_id: str = column("Operation id, unique across sessions.")
+    session_id: str = column("Id of the session that recorded it.")
+    operation_type: str = column(
+        "What happened, e.g. tool_execution_started, message_response, "
+        "git_commit. An open set: new types appear over time."
+    )
+    timestamp: datetime | None = column("When it happened.")
+    duration_seconds: float | None = column("How long it took.")
+    success: bool = column("False when the operation failed.", decode=bool)
+    input_tokens: int | None = column("Input tokens it used.")
+    output_tokens: int | None = column("Output tokens it produced.")
+    total_tokens: int | None = column("Total tokens.")
+    tool_name: str | None = column("Tool name, e.g. Bash, Edit.")
+    tool_use_id: str | None = column("Pairs a tool call's started and completed operations.")
+    tool_input: JSON | None = column(
+        "Tool input preview as a JSON object (a non-object preview comes as "
+        '{"raw": text}). Heavy: read from the database only when selected.',
+        heavy=True,
+        decode=tool_input_object,
+    )
+    tool_output: str | None = column(
+        "Tool output preview. Heavy: read only when selected.", heavy=True
+    )
+    message_role: str | None = column("Message role: user, assistant.")
+    message_content: str | None = column(
+        "Message text, possibly tens of KB. Heavy: read only when selected.", heavy=True
+    )
+    thinking_content: str | None = column(
+        "Thinking text, possibly tens of KB. Heavy: read only when selected.", heavy=True
+    )
+    git: GitInfo | None = column(
+        "Git facts, for git operations.", heavy=True, decode=GitInfo.from_stored
+    )
+
+    @strawberry.field(
+        description="Commit SHA.", deprecation_reason="Use git.sha", metadata=reads("git")
+    )
+    def git_sha(self) -> str | None:
+        return self.git.sha if self.git else None
+
+    @strawberry.field(
+        description="Commit message.", deprecation_reason="Use git.message", metadata=reads("git")
+    )
+    def git_message(self) -> str | None:
+        return self.git.message if self.git else None
+
+    @strawberry.field(
+        description="Branch.", deprecation_reason="Use git.branch", metadata=reads("git")
+    )
+    def git_branch(self) -> str | None:
+        return self.git.branch if self.git else None
+
+    @strawberry.field(
+        description="Repository.", deprecation_reason="Use git.repo", metadata=reads("git")
+    )
+    def git_repo(self) -> str | None:
+        return self.git.repo if self.git else None
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[RowMapping]) -> list[Self]:
+        """Build from rows of one projection; the columns it did not read stay null."""
+        if not rows:
+            return []
+        build = _builder(cls, frozenset(rows[0].keys()))  # type: ignore[arg-type]  # a set: a RowMapping asks slower
+        return [build(row) for row in rows]
+
+
+def _declared(cls: type) -> dict[str, Column]:
+    """Python attribute -> the column it holds, for the fields built from a row."""
+    columns = {}
+    for declared in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        found = declared.metadata.get(COLUMN)
+        if found is not None and declared.base_resolver is None:
+            name = found.name or declared.python_name
+            columns[declared.python_name] = Column(name, found.heavy, found.decode)
+    return columns
+
+
+#: Columns every projection reads: the light ones, and what a page's keyset needs.
+LIGHT_COLUMNS = frozenset(
+    {c.name for c in _declared(Operation).values() if not c.heavy} | set(_KEYSET_COLUMNS)
+)
+#: Columns read only when a field that needs them is selected.
+HEAVY_COLUMNS = frozenset(c.name for c in _declared(Operation).values() if c.heavy)
+
+
+@functools.cache
+def _builder(cls: type[Operation], read: frozenset[str]) -> Callable[[RowMapping], Any]:
+    plain: list[tuple[str, str]] = []
+    decoded: list[tuple[str, str, Callable[[Any], Any]]] = []
+    unread: dict[str, None] = {}
+    for attribute, declared in _declared(cls).items():
+        if declared.name not in read:
+            unread[attribute] = None
+        elif declared.decode is None:
+            plain.append((attribute, declared.name))
+        else:
+            decoded.append((attribute, declared.name, declared.decode))
+
+    def build(row: RowMapping) -> Operation:
+        values = {attribute: row[name] for attribute, name in plain}
+        for attribute, name, decode in decoded:
+            values[attribute] = decode(row[name])
+        values.update(unread)
+        return cls(**values)
+
+    return build
+
+
+def operation_columns(info: Info) -> frozenset[str]:
+    """The columns the operations under this field need: the light ones and the heavy
+    ones a selected field declares. Kept with the field's plan."""
+    field = field_plan(info)
+    if field is None:
+        return LIGHT_COLUMNS | HEAVY_COLUMNS
+    columns: frozenset[str] | None = field.memo.get("operation_columns")
+    if columns is None:
+        heavy = set()
+        for selected in selected_on(field, "Operation"):
+            declared = selected.metadata.get(COLUMN)
+            if declared is not None and declared.heavy:
+                heavy.add(declared.name or python_name(selected))
+        columns = field.memo["operation_columns"] = LIGHT_COLUMNS | frozenset(heavy)
+    return columns
+
+
+@strawberry.type(description="An operation and its cursor.")
+class OperationEdge:
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this one.")
+    node: Operation = strawberry.field(description="The operation.")
+
+
+@strawberry.type(description="A page of a session's operations, oldest first.")
+class OperationConnection(Connection):
+    nodes: list[Operation] = strawberry.field(description="The operations of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page is.")
+    _session_id: strawberry.Private[str]
+    _filters: strawberry.Private[OperationFilter]
+    _cursors: strawberry.Private[PageCursors]
+
+    @strawberry.field(description="The operations of this page with their cursors.")
+    def edges(self) -> list[OperationEdge]:
+        return [
+            OperationEdge(cursor=cursor, node=node)
+            for cursor, node in zip(self._cursors.all(), self.nodes, strict=True)
+        ]
+
+    @strawberry.field(description="Operations of the session matching the filters, all pages.")
+    async def total_count(self, info: Info) -> int:
+        return await info.context.loaders.operation_count_by_session.load(
+            (self._session_id, self._filters)
+        )
