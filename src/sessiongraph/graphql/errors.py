@@ -16,15 +16,34 @@ INTERNAL_MESSAGE = "Internal server error"
 
 
 def is_unexpected(error: GraphQLError) -> bool:
-    """True for a failure of the server during execution, not a client mistake."""
-    original = error.original_error
-    if isinstance(original, ApiError) or "code" in (error.extensions or {}):
+    """True for a failure of the server (masked as INTERNAL and logged), False for a
+    mistake of the client (shown as it is).
+
+    The client's mistakes are our ``ApiError``s and what graphql-core finds wrong with
+    a document or its variables: errors without a path and with no other exception
+    beneath them. Bad input to a custom scalar is among them wherever graphql-core
+    reports it (a literal, a variable, a list item), since the scalars' parse functions
+    raise ``BadUserInput``. Any other exception, whatever its type and wherever it was
+    raised (a resolver, an extension, a subscription's stream, a parse function), is
+    the server's.
+    """
+    if "code" in (error.extensions or {}):
         return False
-    # Errors of a document or its variables have no path; a subscription's stream
-    # failing has none either, but carries the exception that broke it.
-    return error.path is not None or (
-        original is not None and not isinstance(original, GraphQLError | ValueError | TypeError)
-    )
+    cause = _cause(error)
+    if cause is None:
+        # graphql-core's own: at a path, a result it could not complete (a null for a
+        # non-null field) or a bare GraphQLError from a resolver; else the document's.
+        return error.path is not None
+    return not isinstance(cause, ApiError)
+
+
+def _cause(error: GraphQLError) -> Exception | None:
+    """The exception beneath ``error`` and any GraphQL errors wrapping it (a variable's
+    coercion error wraps the scalar's), if there is one."""
+    original = error.original_error
+    while isinstance(original, GraphQLError):
+        original = original.original_error
+    return original
 
 
 _TOKEN_LIMIT = re.compile(r"Document contains more than (\d+) tokens")
@@ -76,8 +95,7 @@ def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLErro
             path=error.path,
             extensions={"code": ErrorCode.INTERNAL.value},
         )
-    # Anything else was raised before execution (syntax, validation, variable
-    # coercion): a mistake in the client's document or variables.
+    # A mistake in the client's document or variables (syntax, validation, coercion).
     message = error.message if suggestions else _SUGGESTION.sub("", error.message)
     return GraphQLError(
         message,
