@@ -227,3 +227,23 @@ def test_a_document_error_keeps_its_message() -> None:
 
     assert shaped["extensions"] == {"code": "BAD_USER_INPUT"}
     assert shaped["message"].startswith("Syntax Error")
+
+
+async def test_an_unknown_operation_name_over_websocket_is_the_clients_mistake(
+    app: Starlette, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve(app) as url, WSClient.open(url) as client:
+        payload = {"query": "query A { __typename }", "operationName": "B"}
+        await client.send({"id": "1", "type": "subscribe", "payload": payload})
+        reply = await client.receive()
+        after = await client.subscribe("{ __typename }")  # the connection stays usable
+        assert await client.next(after) == {"__typename": "Query"}
+
+    assert reply == {
+        "id": "1",
+        "type": "error",
+        "payload": [
+            {"message": 'Unknown operation named "B".', "extensions": {"code": "BAD_USER_INPUT"}}
+        ],
+    }
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -8,22 +8,30 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from graphql.validation.validate import ValidationAbortedError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from sessiongraph.errors import ApiError, ErrorCode
 
 INTERNAL_MESSAGE = "Internal server error"
+
+#: What Strawberry raises about the request itself: no query, no operation of that name,
+#: an operation type the transport refuses. Its HTTP view answers them with a 400; over
+#: WebSocket they reach the client as errors.
+_REQUEST_MISTAKES = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
 
 
 def is_unexpected(error: GraphQLError) -> bool:
     """True for a failure of the server (masked as INTERNAL and logged), False for a
     mistake of the client (shown as it is).
 
-    The client's mistakes are our ``ApiError``s and what graphql-core finds wrong with
-    a document or its variables: errors without a path and with no other exception
-    beneath them. Bad input to a custom scalar is among them wherever graphql-core
-    reports it (a literal, a variable, a list item), since the scalars' parse functions
-    raise ``BadUserInput``. Any other exception, whatever its type and wherever it was
+    The client's mistakes are our ``ApiError``s, Strawberry's refusals of a request
+    (``_REQUEST_MISTAKES``) and what graphql-core finds wrong with a document or its
+    variables: errors without a path and with no other exception beneath them. Bad
+    input to a custom scalar is among them wherever graphql-core reports it (a
+    literal, a variable, a list item), since the scalars' parse functions raise
+    ``BadUserInput``. Any other exception, whatever its type and wherever it was
     raised (a resolver, an extension, a subscription's stream, a parse function), is
     the server's.
     """
@@ -34,7 +42,7 @@ def is_unexpected(error: GraphQLError) -> bool:
         # graphql-core's own: at a path, a result it could not complete (a null for a
         # non-null field) or a bare GraphQLError from a resolver; else the document's.
         return error.path is not None
-    return not isinstance(cause, ApiError)
+    return not isinstance(cause, (ApiError, *_REQUEST_MISTAKES))
 
 
 def _cause(error: GraphQLError) -> Exception | None:
