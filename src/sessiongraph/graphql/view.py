@@ -40,7 +40,7 @@ from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
-from sessiongraph.guard import granted, operation_problem
+from sessiongraph.guard import decoded_json, granted, operation_problem
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -240,6 +240,14 @@ class GraphQLView(GraphQL[Context, None]):
             root_value=root_value,
             request_data=dataclasses.replace(request_data, query=query),
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry decodes the body (and a GET's variables and extensions) here; the
+        # guard has decoded them already, strictly, and what it read is reused.
+        known = decoded_json()
+        if known and data in known:
+            return known[data]
+        return super().decode_json(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket messages of graphql-transport-ws are text frames.
