@@ -9,6 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.db import writes
+from sessiongraph.db.errors import FinishedMeanwhile
 from sessiongraph.db.tables import operations, sessions, workflows
 from tests.helpers import GraphQLClient
 
@@ -357,3 +359,53 @@ async def test_recording_racing_completion_is_all_or_nothing(gql: GraphQLClient)
         )
         stored = count["session"]["operationCount"]
         assert stored == (0 if "errors" in recorded else 50)
+
+
+async def test_refusals_of_the_database_layer_read_as_the_api_words_them(
+    gql: GraphQLClient,
+) -> None:
+    await _start(gql, id="s-1")
+    await _start(gql, id="s-2")
+    await gql(RECORD, {"id": "s-1", "ops": [op("shared")]})
+    await _start(gql, id="done")
+    await gql(COMPLETE, {"id": "done", "status": "FAILED", "at": "2026-04-18T09:00:00Z"})
+    refusals = [
+        (START, {"input": {"id": "s-1"}}),
+        (RECORD, {"id": "nope", "ops": [op("o1")]}),
+        (RECORD, {"id": "done", "ops": [op("o1")]}),
+        (RECORD, {"id": "s-2", "ops": [op("fresh"), op("shared")]}),
+        (COMPLETE, {"id": "nope", "status": "COMPLETED"}),
+        (COMPLETE, {"id": "done", "status": "COMPLETED"}),
+        (COMPLETE, {"id": "s-2", "status": "COMPLETED", "at": "2026-04-18T07:00:00Z"}),
+    ]
+
+    errors = [await gql.error(query, v, code="BAD_USER_INPUT") for query, v in refusals]
+
+    assert [(e["message"], e["extensions"]["field"]) for e in errors] == [
+        ("A session with id 's-1' already exists", "input.id"),
+        ("No session with id 'nope'", "sessionId"),
+        ("Session 'done' is failed: it records no more operations", "sessionId"),
+        (
+            "Operation id 'shared' is already recorded for another session",
+            "operations[1].operationId",
+        ),
+        ("No session with id 'nope'", "id"),
+        ("Session 'done' is already failed; nothing was changed", "id"),
+        ("`completedAt` is before the session started", "completedAt"),
+    ]
+
+
+async def test_a_completion_that_loses_a_race_is_told_so(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _start(gql, id="s-1")
+
+    async def lost(*, session_id: str, **_: Any) -> None:
+        raise FinishedMeanwhile(session_id)
+
+    monkeypatch.setattr(writes, "complete_session", lost)
+
+    error = await gql.error(COMPLETE, {"id": "s-1", "status": "COMPLETED"}, code="BAD_USER_INPUT")
+
+    assert error["message"] == "Session 's-1' was completed meanwhile; nothing was changed"
+    assert error["extensions"]["field"] == "id"

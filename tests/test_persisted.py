@@ -91,6 +91,20 @@ async def test_the_store_keeps_the_most_recent_queries(configured: Configured) -
     assert newest["data"] == {"sessions": {"totalCount": 0}}
 
 
+async def test_a_query_sent_by_hash_is_kept_over_older_ones(configured: Configured) -> None:
+    queries = [f"{{ sessions(first: {n}) {{ totalCount }} }}" for n in (1, 2, 3)]
+    async with configured(persisted_query_store_size=2) as http:
+        await _post(http, queries[0], sha(queries[0]))
+        await _post(http, queries[1], sha(queries[1]))
+        await _post(http, None, sha(queries[0]))  # used again: now the most recent
+        await _post(http, queries[2], sha(queries[2]))
+        kept = await _post(http, None, sha(queries[0]))
+        dropped = await _post(http, None, sha(queries[1]))
+
+    assert kept["data"] == {"sessions": {"totalCount": 0}}
+    assert _code(dropped) == "PERSISTED_QUERY_NOT_FOUND"
+
+
 async def test_the_automatic_protocol_can_be_off(configured: Configured) -> None:
     async with configured(persisted_queries=False) as http:
         body = await _post(http, QUERY, sha(QUERY))

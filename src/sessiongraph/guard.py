@@ -1,9 +1,12 @@
 """Checks made before GraphQL sees a request: the token, the body size, the shape of
 the JSON, and whether a batch is allowed. Refusals are JSON bodies in the GraphQL
-error shape."""
+error shape. The JSON is decoded here once; the view reuses what was read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,6 +23,21 @@ from sessiongraph.graphql.errors import limit_reached
 
 #: The ASGI scope key the granted ``Access`` travels under.
 ACCESS_KEY = "sessiongraph.access"
+
+#: The JSON texts the guard decoded for the request it is passing on (the body, a GET's
+#: ``variables`` and ``extensions``), each with its value, so the view does not decode
+#: them again (``GraphQLView.decode_json``). A context variable: Strawberry decodes
+#: with no request at hand.
+_decoded: ContextVar[Mapping[str | bytes, Any]] = ContextVar(
+    "sessiongraph.decoded", default=MappingProxyType({})
+)
+
+#: orjson reads an integer past 64 bits as a float, the standard library (Strawberry's
+#: decoder, and so the API's contract) as the integer: text with a run of 19 digits is
+#: left to the view to decode again. (Found by making every digit a 0 and searching
+#: for nineteen: a regular expression takes longer than decoding.)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
 
 
 def error_response(
@@ -65,11 +83,16 @@ class RequestGuard:
             )
             await response(scope, receive, send)
             return
-        refusal = self._refusal(scope, body, headers)
+        decoded: dict[str | bytes, Any] = {}
+        refusal = self._refusal(scope, body, headers, decoded)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        token = _decoded.set(decoded)
+        try:
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            _decoded.reset(token)
 
     async def _body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes | None:
         """The whole body, or None when it is over the limit (read no further than that)."""
@@ -92,11 +115,14 @@ class RequestGuard:
                 break
         return b"".join(chunks)
 
-    def _refusal(self, scope: Scope, body: bytes, headers: Headers) -> JSONResponse | None:
+    def _refusal(
+        self, scope: Scope, body: bytes, headers: Headers, decoded: dict[str | bytes, Any]
+    ) -> JSONResponse | None:
         """Whatever is wrong with the request's operations, as a response; None if nothing.
 
         The JSON is read here with the strictness of RFC 8259 (UTF-8, bounded nesting),
-        so the GraphQL view only ever sees well-formed operations.
+        so the GraphQL view only ever sees well-formed operations; what it decoded goes
+        into ``decoded``.
         """
         if scope["method"] == "GET":
             params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
@@ -104,14 +130,15 @@ class RequestGuard:
             for name in ("variables", "extensions"):
                 if name in params:
                     try:
-                        operation[name] = orjson.loads(params[name]) if params[name] else None
+                        text = params[name]
+                        operation[name] = _loads(text, decoded) if text else None
                     except orjson.JSONDecodeError:
                         return _bad(f"`{name}` is not valid JSON")
             return self._operation_refusal(operation)
         if "json" not in headers.get("content-type", "").lower():
             return None  # the view refuses other content types itself
         try:
-            data = orjson.loads(body)
+            data = _loads(body, decoded)
         except orjson.JSONDecodeError:
             return _bad("The request body is not valid JSON (UTF-8, nested at most 1024 deep)")
         if isinstance(data, dict):
@@ -178,6 +205,21 @@ def _problem(message: str) -> GraphQLError:
 
 def _bad(message: str) -> JSONResponse:
     return error_response(400, message, ErrorCode.BAD_USER_INPUT)
+
+
+def _loads(text: str | bytes, decoded: dict[str | bytes, Any]) -> Any:
+    """``orjson.loads``; the value goes into ``decoded`` when the standard library would
+    read the same from ``text``."""
+    value = orjson.loads(text)
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _LONG_NUMBER not in raw.translate(_DIGITS_TO_ZERO):
+        decoded[text] = value
+    return value
+
+
+def decoded_json() -> Mapping[str | bytes, Any]:
+    """The JSON texts of the request being handled the guard decoded, with their values."""
+    return _decoded.get()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -1,7 +1,12 @@
 """Checks for values written to the database, shared by the mutations and the importer.
 
 Each raises ``BadUserInput`` naming the field, so a value the database would
-refuse (or store differently on SQLite and PostgreSQL) never reaches it.
+refuse (or store differently on SQLite and PostgreSQL) never reaches it. The names
+are the caller's: GraphQL argument paths for the mutations, JSON keys for the importer.
+
+``parse_datetime`` and ``parse_decimal`` are also the DateTime and Decimal scalars'
+parse functions: that they raise ``BadUserInput``, never a bare ValueError, is what
+keeps bad input the client's mistake (``sessiongraph.graphql.errors.is_unexpected``).
 """
 
 from __future__ import annotations

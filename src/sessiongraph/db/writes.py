@@ -12,8 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sessiongraph.db.errors import (
+    CompletedBeforeStart,
+    FinishedMeanwhile,
+    OperationIdTaken,
+    SessionExists,
+    SessionFinished,
+    SessionNotFound,
+)
 from sessiongraph.db.tables import operations, sessions, workflows
-from sessiongraph.errors import BadUserInput
 from sessiongraph.events import Event, EventKind
 
 #: Told of a write's event inside its transaction (see ``sessiongraph.events``).
@@ -36,19 +43,19 @@ class Recorded:
 async def start_session(
     *, engine: AsyncEngine, row: dict[str, Any], workflow_name: str | None, announce: Announce
 ) -> Event:
-    """Insert a session (and its workflow when new, or name it when a name is given)."""
+    """Insert a session (and its workflow when new, or name it when a name is given);
+    ``SessionExists`` if its id is taken."""
     event = Event(EventKind.STARTED, row["id"])
-    taken = BadUserInput(f"A session with id {row['id']!r} already exists", field="input.id")
     try:
         async with engine.begin() as conn:
             if await _session_status(conn, row["id"]) is not None:
-                raise taken
+                raise SessionExists(row["id"])
             if row["workflow_id"] is not None:
                 await upsert_workflows(conn, {row["workflow_id"]: workflow_name})
             await conn.execute(sessions.insert(), [row])
             await announce(conn, event)
     except sa.exc.IntegrityError:  # the same id, started concurrently
-        raise taken from None
+        raise SessionExists(row["id"]) from None
     return event
 
 
@@ -84,14 +91,15 @@ async def record_operations(
 ) -> Recorded:
     """Store the operations of ``rows`` not stored yet; ids already there are reported.
 
-    An operation id stored for another session is an error, and so is a
-    finished session: then nothing of the batch is stored.
+    An operation id stored for another session (``OperationIdTaken``) is refused,
+    and so is a session that does not exist or has finished (``SessionNotFound``,
+    ``SessionFinished``): then nothing of the batch is stored.
     """
     ids = [row["operation_id"] for row in rows]
     async with engine.begin() as conn:
         status = await _session_status(conn, session_id, lock=True)
         if status is None:
-            raise BadUserInput(f"No session with id {session_id!r}", field="sessionId")
+            raise SessionNotFound(session_id)
         _refuse_if_finished(session_id, status)
         owners = await _owners(conn, ids)
         _check_owners(owners, ids, session_id)
@@ -133,11 +141,8 @@ async def record_operations(
 
 
 def _refuse_if_finished(session_id: str, status: str | None) -> None:
-    if status in TERMINAL_STATUSES:
-        raise BadUserInput(
-            f"Session {session_id!r} is {status}: it records no more operations",
-            field="sessionId",
-        )
+    if status is not None and status in TERMINAL_STATUSES:
+        raise SessionFinished(session_id, status)
 
 
 async def _owners(conn: AsyncConnection, operation_ids: Sequence[str]) -> dict[str, str]:
@@ -154,10 +159,7 @@ def _check_owners(owners: dict[str, str], ids: Sequence[str], session_id: str) -
     for index, operation_id in enumerate(ids):
         owner = owners.get(operation_id)
         if owner is not None and owner != session_id:
-            raise BadUserInput(
-                f"Operation id {operation_id!r} is already recorded for another session",
-                field=f"operations[{index}].operationId",
-            )
+            raise OperationIdTaken(operation_id, owner, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,19 +179,18 @@ class Completion:
 async def complete_session(
     *, engine: AsyncEngine, session_id: str, completion: Completion, announce: Announce
 ) -> Event:
-    """Finish a running or pending session; a finished one is left unchanged (an error)."""
+    """Finish a running or pending session. Refused, changing nothing, when there is no
+    such session, when it has finished (``SessionFinished``, or ``FinishedMeanwhile``
+    if a concurrent call won) or when ``completion`` ends before the session started."""
     async with engine.begin() as conn:
         stmt = sa.select(sessions).where(sessions.c.id == session_id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         row = (await conn.execute(stmt)).mappings().first()
         if row is None:
-            raise BadUserInput(f"No session with id {session_id!r}", field="id")
+            raise SessionNotFound(session_id)
         if row["status"] in TERMINAL_STATUSES:
-            raise BadUserInput(
-                f"Session {session_id!r} is already {row['status']}; nothing was changed",
-                field="id",
-            )
+            raise SessionFinished(session_id, row["status"])
         values: dict[str, Any] = {
             "status": completion.status,
             "completed_at": completion.completed_at,
@@ -197,9 +198,7 @@ async def complete_session(
         }
         if row["started_at"] is not None:
             if completion.completed_at < row["started_at"]:
-                raise BadUserInput(
-                    "`completedAt` is before the session started", field="completedAt"
-                )
+                raise CompletedBeforeStart(session_id, row["started_at"], completion.completed_at)
             values["duration_seconds"] = (
                 completion.completed_at - row["started_at"]
             ).total_seconds()
@@ -225,9 +224,7 @@ async def complete_session(
             .values(**values)
         )
         if done.rowcount != 1:
-            raise BadUserInput(
-                f"Session {session_id!r} was completed meanwhile; nothing was changed", field="id"
-            )
+            raise FinishedMeanwhile(session_id)
         event = Event(EventKind.COMPLETED, session_id)
         await announce(conn, event)
     return event

@@ -11,39 +11,14 @@ limits that depend on variables or on the caller are checked on every request
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Generic, TypeVar
 
 from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 
-K = TypeVar("K")
-V = TypeVar("V")
+from sessiongraph.lru import LRU
 
 CACHE_SIZE = 1000
-
-
-class LRU(Generic[K, V]):
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 _parsed: LRU[tuple[str, int | None], DocumentNode] = LRU(CACHE_SIZE)
 

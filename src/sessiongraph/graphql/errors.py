@@ -8,23 +8,50 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from graphql.validation.validate import ValidationAbortedError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from sessiongraph.errors import ApiError, ErrorCode
 
 INTERNAL_MESSAGE = "Internal server error"
 
+#: What Strawberry raises about the request itself: no query, no operation of that name,
+#: an operation type the transport refuses. Its HTTP view answers them with a 400; over
+#: WebSocket they reach the client as errors.
+_REQUEST_MISTAKES = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
+
 
 def is_unexpected(error: GraphQLError) -> bool:
-    """True for a failure of the server during execution, not a client mistake."""
-    original = error.original_error
-    if isinstance(original, ApiError) or "code" in (error.extensions or {}):
+    """True for a failure of the server (masked as INTERNAL and logged), False for a
+    mistake of the client (shown as it is).
+
+    The client's mistakes are our ``ApiError``s, Strawberry's refusals of a request
+    (``_REQUEST_MISTAKES``) and what graphql-core finds wrong with a document or its
+    variables: errors without a path and with no other exception beneath them. Bad
+    input to a custom scalar is among them wherever graphql-core reports it (a
+    literal, a variable, a list item), since the scalars' parse functions raise
+    ``BadUserInput``. Any other exception, whatever its type and wherever it was
+    raised (a resolver, an extension, a subscription's stream, a parse function), is
+    the server's.
+    """
+    if "code" in (error.extensions or {}):
         return False
-    # Errors of a document or its variables have no path; a subscription's stream
-    # failing has none either, but carries the exception that broke it.
-    return error.path is not None or (
-        original is not None and not isinstance(original, GraphQLError | ValueError | TypeError)
-    )
+    cause = _cause(error)
+    if cause is None:
+        # graphql-core's own: at a path, a result it could not complete (a null for a
+        # non-null field) or a bare GraphQLError from a resolver; else the document's.
+        return error.path is not None
+    return not isinstance(cause, (ApiError, *_REQUEST_MISTAKES))
+
+
+def _cause(error: GraphQLError) -> Exception | None:
+    """The exception beneath ``error`` and any GraphQL errors wrapping it (a variable's
+    coercion error wraps the scalar's), if there is one."""
+    original = error.original_error
+    while isinstance(original, GraphQLError):
+        original = original.original_error
+    return original
 
 
 _TOKEN_LIMIT = re.compile(r"Document contains more than (\d+) tokens")
@@ -76,8 +103,7 @@ def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLErro
             path=error.path,
             extensions={"code": ErrorCode.INTERNAL.value},
         )
-    # Anything else was raised before execution (syntax, validation, variable
-    # coercion): a mistake in the client's document or variables.
+    # A mistake in the client's document or variables (syntax, validation, coercion).
     message = error.message if suggestions else _SUGGESTION.sub("", error.message)
     return GraphQLError(
         message,

@@ -12,6 +12,14 @@ import strawberry
 from strawberry import UNSET
 
 from sessiongraph.db import queries, writes
+from sessiongraph.db.errors import (
+    CompletedBeforeStart,
+    FinishedMeanwhile,
+    OperationIdTaken,
+    SessionExists,
+    SessionFinished,
+    SessionNotFound,
+)
 from sessiongraph.db.writes import TERMINAL_STATUSES, Announce, Completion
 from sessiongraph.errors import BadUserInput
 from sessiongraph.events import Event
@@ -158,6 +166,10 @@ async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
     return await queries.uncancellable(run())
 
 
+def _no_session(error: SessionNotFound, field: str) -> BadUserInput:
+    return BadUserInput(f"No session with id {error.session_id!r}", field=field)
+
+
 async def _session(info: Info, session_id: str) -> Session:
     row = await queries.fetch_session(engine=info.context.engine, session_id=session_id)
     assert row is not None  # just written, in a committed transaction
@@ -220,12 +232,17 @@ class Mutation:
             "metadata": metadata or {},
         }
         engine = info.context.engine
-        await _write(
-            info,
-            lambda announce: writes.start_session(
-                engine=engine, row=row, workflow_name=workflow_name, announce=announce
-            ),
-        )
+        try:
+            await _write(
+                info,
+                lambda announce: writes.start_session(
+                    engine=engine, row=row, workflow_name=workflow_name, announce=announce
+                ),
+            )
+        except SessionExists as error:
+            raise BadUserInput(
+                f"A session with id {error.session_id!r} already exists", field="input.id"
+            ) from error
         return await _session(info, session_id)
 
     @strawberry.mutation(
@@ -257,12 +274,25 @@ class Mutation:
                 )
             seen.add(row["operation_id"])
         engine = info.context.engine
-        recorded = await _write(
-            info,
-            lambda announce: writes.record_operations(
-                engine=engine, session_id=session_id, rows=rows, announce=announce
-            ),
-        )
+        try:
+            recorded = await _write(
+                info,
+                lambda announce: writes.record_operations(
+                    engine=engine, session_id=session_id, rows=rows, announce=announce
+                ),
+            )
+        except SessionNotFound as error:
+            raise _no_session(error, "sessionId") from error
+        except SessionFinished as error:
+            raise BadUserInput(
+                f"Session {error.session_id!r} is {error.status}: it records no more operations",
+                field="sessionId",
+            ) from error
+        except OperationIdTaken as error:
+            raise BadUserInput(
+                f"Operation id {error.operation_id!r} is already recorded for another session",
+                field=f"operations[{error.index}].operationId",
+            ) from error
         stored = await queries.fetch_operations_by_id(
             engine=info.context.engine,
             operation_ids=[row["operation_id"] for row in rows],
@@ -335,10 +365,27 @@ class Mutation:
             ),
         )
         engine = info.context.engine
-        await _write(
-            info,
-            lambda announce: writes.complete_session(
-                engine=engine, session_id=id, completion=completion, announce=announce
-            ),
-        )
+        try:
+            await _write(
+                info,
+                lambda announce: writes.complete_session(
+                    engine=engine, session_id=id, completion=completion, announce=announce
+                ),
+            )
+        except SessionNotFound as error:
+            raise _no_session(error, "id") from error
+        except SessionFinished as error:
+            raise BadUserInput(
+                f"Session {error.session_id!r} is already {error.status}; nothing was changed",
+                field="id",
+            ) from error
+        except FinishedMeanwhile as error:
+            raise BadUserInput(
+                f"Session {error.session_id!r} was completed meanwhile; nothing was changed",
+                field="id",
+            ) from error
+        except CompletedBeforeStart as error:
+            raise BadUserInput(
+                "`completedAt` is before the session started", field="completedAt"
+            ) from error
         return await _session(info, id)

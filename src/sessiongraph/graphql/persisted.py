@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from graphql import GraphQLError
 
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
+from sessiongraph.lru import LRU
 
 NOT_FOUND = "PersistedQueryNotFound"
 
@@ -56,13 +56,13 @@ class PersistedQueries:
     def __init__(self, settings: Settings) -> None:
         self.automatic = settings.persisted_queries
         self.only_registered = settings.persisted_queries_only
-        self.capacity = settings.persisted_query_store_size
         self.registered: dict[str, str] = (
             load_manifest(settings.persisted_queries_file)
             if settings.persisted_queries_file is not None
             else {}
         )
-        self._store: OrderedDict[str, str] = OrderedDict()
+        #: What clients registered (automatic persisted queries): hash -> query.
+        self._store: LRU[str, str] = LRU(settings.persisted_query_store_size)
 
     def __len__(self) -> int:
         return len(self._store)
@@ -92,7 +92,8 @@ class PersistedQueries:
             )
         digest = digest.lower()
         if query is None:
-            known = self.registered.get(digest) or self._recall(digest)
+            # With only registered queries allowed, nothing is ever put in the store.
+            known = self.registered.get(digest) or self._store.get(digest)
             if known is None:
                 raise _error(NOT_FOUND, ErrorCode.PERSISTED_QUERY_NOT_FOUND)
             return known
@@ -102,19 +103,5 @@ class PersistedQueries:
             if digest not in self.registered:
                 raise _error("This query is not registered on this server", ErrorCode.FORBIDDEN)
         elif digest not in self.registered:
-            self._remember(digest, query)
+            self._store.put(digest, query)
         return query
-
-    def _recall(self, digest: str) -> str | None:
-        if self.only_registered:
-            return None
-        query = self._store.get(digest)
-        if query is not None:
-            self._store.move_to_end(digest)
-        return query
-
-    def _remember(self, digest: str, query: str) -> None:
-        self._store[digest] = query
-        self._store.move_to_end(digest)
-        while len(self._store) > self.capacity:
-            self._store.popitem(last=False)

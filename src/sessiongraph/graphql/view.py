@@ -40,7 +40,7 @@ from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
-from sessiongraph.guard import granted, operation_problem
+from sessiongraph.guard import decoded_json, granted, operation_problem
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -48,16 +48,28 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     the subscription limit reported with an error code."""
 
     view: GraphQLView
+    #: The context of the connection, made when it opened.
+    connection_context: Context
 
-    # Strawberry reads ``self.context`` once per operation it starts: handing out
-    # a fork there keeps one operation's DataLoader cache from serving another.
+    # Strawberry gives no hook for an operation's context. The handler reads
+    # ``self.context`` in two places only (strawberry-graphql 0.341):
+    # - ``run_operation``, once per operation it starts, as ``context_value``;
+    # - ``handle_connection_init``, which sets ``connection_params`` on it and hands it
+    #   to ``on_ws_connect`` (which may set the caller's access).
+    # So reading it forks the connection's context: each operation gets its own
+    # DataLoader caches and column plans. What connection_init touches lives on the
+    # ``Caller`` every fork shares, so it reaches later operations through whichever
+    # fork it was set on. The alternative, a copy of ``run_operation``, would follow
+    # Strawberry's internals further. Tests of a second operation on one socket reading
+    # afresh, and of a token sent with connection_init, would notice a change.
     @property
     def context(self) -> Context:
-        return self._connection_context.fork()
+        """A fresh fork of ``connection_context``, for one operation."""
+        return self.connection_context.fork()
 
     @context.setter
-    def context(self, value: Context) -> None:
-        self._connection_context = value
+    def context(self, value: Context) -> None:  # Strawberry's __init__
+        self.connection_context = value
 
     async def handle(self) -> None:
         pinger = asyncio.create_task(self._keep_alive())
@@ -228,6 +240,14 @@ class GraphQLView(GraphQL[Context, None]):
             root_value=root_value,
             request_data=dataclasses.replace(request_data, query=query),
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry decodes the body (and a GET's variables and extensions) here; the
+        # guard has decoded them already, strictly, and what it read is reused.
+        known = decoded_json()
+        if known and data in known:
+            return known[data]
+        return super().decode_json(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket messages of graphql-transport-ws are text frames.

@@ -1,0 +1,62 @@
+"""What the write functions refuse, as facts: which session, which operation, which row.
+
+They know nothing of GraphQL: the API words them for its clients, with its codes and
+argument paths (``sessiongraph.graphql.mutations``). A refused call stored nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class WriteRefused(Exception):
+    """A write the database layer would not make."""
+
+
+class SessionExists(WriteRefused):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} already exists")
+        self.session_id = session_id
+
+
+class SessionNotFound(WriteRefused):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"no session {session_id!r}")
+        self.session_id = session_id
+
+
+class SessionFinished(WriteRefused):
+    """The session is completed, failed or cancelled: it takes no more writes."""
+
+    def __init__(self, session_id: str, status: str) -> None:
+        super().__init__(f"session {session_id!r} is {status}")
+        self.session_id = session_id
+        self.status = status
+
+
+class FinishedMeanwhile(WriteRefused):
+    """Another call finished the session between reading it and writing to it."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} was finished meanwhile")
+        self.session_id = session_id
+
+
+class CompletedBeforeStart(WriteRefused):
+    def __init__(self, session_id: str, started_at: datetime, completed_at: datetime) -> None:
+        super().__init__(f"session {session_id!r} would complete before it started")
+        self.session_id = session_id
+        self.started_at = started_at
+        self.completed_at = completed_at
+
+
+class OperationIdTaken(WriteRefused):
+    """An operation id of the batch is stored for another session."""
+
+    def __init__(self, operation_id: str, owner: str, index: int) -> None:
+        super().__init__(f"operation {operation_id!r} belongs to session {owner!r}")
+        self.operation_id = operation_id
+        #: The session the operation id is stored for.
+        self.owner = owner
+        #: Where the operation is in the batch.
+        self.index = index
