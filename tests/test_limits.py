@@ -70,6 +70,25 @@ async def test_200_sessions_with_1000_operations_each_is_refused_before_any_sql(
     assert sql.statements == []
 
 
+async def test_without_an_operation_name_the_operation_that_runs_is_the_one_measured(
+    http: httpx.AsyncClient, sql: SqlRecorder
+) -> None:
+    # Strawberry runs the first operation of a document when none is named.
+    two = f"query Big {BFF.removeprefix('query ')} query Small {{ __typename }}"
+    variables = {"sessions": 200, "operations": 1000}
+
+    unnamed = (await http.post("/graphql", json={"query": two, "variables": variables})).json()
+    small = (
+        await http.post(
+            "/graphql", json={"query": two, "variables": variables, "operationName": "Small"}
+        )
+    ).json()
+
+    assert_too_complex(unnamed, "costBudget", 50_000, 200 + 200 * 1000)
+    assert sql.statements == []
+    assert small == {"data": {"__typename": "Query"}, "extensions": cost(0)}
+
+
 @pytest.mark.parametrize(
     ("query", "variables", "nodes"),
     [

@@ -242,7 +242,7 @@ class RequestLimits(SchemaExtension):
         ctx = self.execution_context
         operation = _operation(document, ctx.operation_name)
         if operation is None:
-            return []  # validation reports a missing or ambiguous operation
+            return []  # validation reports an unknown operation name
         if ctx.context.read_only and operation.operation is OperationType.MUTATION:
             return [
                 GraphQLError(
@@ -272,7 +272,9 @@ def _coerced(
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation Strawberry runs: the one named, or without a name the first (where
+    plain graphql-core would refuse a document of several)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name is None:
-        return operations[0] if len(operations) == 1 else None
+        return operations[0] if operations else None
     return next((o for o in operations if o.name is not None and o.name.value == name), None)
