@@ -18,11 +18,11 @@ from strawberry.types.graphql import OperationType
 from sessiongraph.db import queries
 from sessiongraph.db.queries import SessionOrdering
 from sessiongraph.errors import AmbiguousId, BadUserInput
+from sessiongraph.graphql.compat import execution_context_class
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.cursors import PageCursors, ValueKind
 from sessiongraph.graphql.documents import DocumentCache
 from sessiongraph.graphql.errors import ErrorShapes, is_unexpected
-from sessiongraph.graphql.execution import CompiledExecutionContext
 from sessiongraph.graphql.filters import (
     StartedAfterArgument,
     StartedBeforeArgument,
@@ -232,7 +232,8 @@ schema = Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[RequestLimits, DocumentCache, ErrorShapes],
-    execution_context_class=CompiledExecutionContext,
+    # The compiled path, unless a library internal it relies on is missing (compat.py).
+    execution_context_class=execution_context_class(),
     # Whether batches are accepted, and how big, is the request guard's to decide.
     config=StrawberryConfig(scalar_map=SCALAR_MAP, batching_config={"max_operations": 10_000}),
 )
