@@ -15,9 +15,9 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from sessiongraph.config import Settings
+from sessiongraph.graphql.compat import execution_context_class
 from sessiongraph.graphql.documents import DocumentCache
 from sessiongraph.graphql.errors import ErrorShapes, is_unexpected
-from sessiongraph.graphql.execution import CompiledExecutionContext
 from sessiongraph.graphql.limits import Limits, RequestLimits
 from sessiongraph.graphql.mutations import Mutation
 from sessiongraph.graphql.query import Query
@@ -86,7 +86,7 @@ def build_schema(settings: Settings) -> Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=(CompiledExecutionContext if settings.compiled_execution else None),
+        execution_context_class=execution_context_class() if settings.compiled_execution else None,
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP,
             disable_field_suggestions=settings.is_production,

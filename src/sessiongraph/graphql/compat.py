@@ -1,0 +1,203 @@
+"""Whether the library internals the compiled path (``execution.py``) relies on are there.
+
+The compiled path subclasses strawberry's execution context and overrides graphql-core
+methods that are not public API. pyproject.toml bounds both libraries to tested
+versions, but a release inside the bounds (or an install that ignores them) may still
+move one. Rather than fail requests, the schema then runs on plain execution, and one
+warning at start-up names what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+logger = logging.getLogger("sessiongraph.graphql")
+
+CONTEXT = "strawberry.schema.schema:StrawberryGraphQLCoreExecutionContext"
+SELF_PARAMSPEC = "strawberry.types.fields.resolver:SELF_PARAMSPEC"
+_EXECUTOR = "graphql.execution:Executor"
+_MIDDLEWARE = "graphql.execution.middleware:MiddlewareManager"
+
+#: Executor methods the compiled context overrides or calls, with the parameters it passes.
+_METHODS = {
+    "execute_fields": (
+        "parent_type",
+        "source_value",
+        "path",
+        "grouped_field_set",
+        "position_context",
+    ),
+    "build_per_event_executor": ("payload",),
+}
+
+#: Named tuples it reads, with the fields it reads.
+_TUPLES: dict[str, tuple[str, ...]] = {
+    "graphql.execution.collect_fields:FieldDetails": ("node", "fragment_variable_values"),
+    "graphql.execution.values:VariableValues": ("coerced",),
+}
+
+#: Attributes of an execution context (once built) it reads.
+_CONTEXT_ATTRIBUTES = (
+    "operation",
+    "fragment_definitions",
+    "context_value",
+    "middleware_manager",
+    "variable_values.coerced",
+    "_relevant_sub_fields",
+)
+
+
+def missing_internals() -> list[str]:
+    """The internals the compiled path relies on that the installed versions lack, each
+    named by where it lives; empty when all are there."""
+    checks: dict[str, Callable[[], object]] = {
+        CONTEXT: partial(_is_subclass, CONTEXT, _EXECUTOR),
+        **{
+            f"{CONTEXT}.{method}({', '.join(parameters)})": partial(
+                _takes, f"{CONTEXT}.{method}", parameters
+            )
+            for method, parameters in _METHODS.items()
+        },
+        **{
+            f"{path}({', '.join(fields)})": partial(_has_fields, path, fields)
+            for path, fields in _TUPLES.items()
+        },
+        f"{_MIDDLEWARE}()._middleware_resolvers": _has_middleware_resolvers,
+        "graphql:GraphQLString.coerce_output_value": partial(
+            _lookup, "graphql:GraphQLString.coerce_output_value"
+        ),
+        "graphql:GraphQLEnumType.coerce_output_value": partial(
+            _lookup, "graphql:GraphQLEnumType.coerce_output_value"
+        ),
+        SELF_PARAMSPEC: partial(_lookup, SELF_PARAMSPEC),
+    }
+    return [name for name, check in checks.items() if not _holds(check)] + _missing_in_probe()
+
+
+def execution_context_class() -> type[StrawberryGraphQLCoreExecutionContext] | None:
+    """The compiled path's execution context; when something it relies on is missing,
+    strawberry's plain one (or None, strawberry's default, should even that have moved),
+    after one warning naming what is missing."""
+    missing = missing_internals()
+    if not missing:
+        from sessiongraph.graphql.execution import CompiledExecutionContext
+
+        return CompiledExecutionContext
+    logger.warning(
+        "compiled execution is off, graphql-core completes every field: graphql-core %s "
+        "and strawberry-graphql %s lack %s",
+        _version("graphql-core"),
+        _version("strawberry-graphql"),
+        "; ".join(missing),
+    )
+    try:
+        plain: type[StrawberryGraphQLCoreExecutionContext] = _lookup(CONTEXT)
+    except (ImportError, AttributeError):
+        return None
+    return plain
+
+
+def _missing_in_probe() -> list[str]:
+    """What a one-type schema and an execution context for it lack, of what the compiled
+    path reads from a schema's fields and from its context."""
+    try:
+        fields, context = _probe()
+    except Exception:
+        return [f"{CONTEXT}.build() for a strawberry schema"]
+    stored = fields["stored"].extensions.get("strawberry-definition")
+    computed = fields["computed"].extensions.get("strawberry-definition")
+    resolver: Any = getattr(computed, "base_resolver", None)
+    checks: dict[str, Callable[[], object]] = {
+        **{
+            f"execution context .{attribute}": partial(_has_path, context, attribute)
+            for attribute in _CONTEXT_ATTRIBUTES
+        },
+        'GraphQLField.extensions["strawberry-definition"]': lambda: stored and computed,
+        "StrawberryField.extensions": lambda: isinstance(stored.extensions, list),
+        "StrawberryField.python_name": lambda: stored.python_name == "stored",
+        "StrawberryField.default_resolver": lambda: callable(stored.default_resolver),
+        "StrawberryField.base_resolver": lambda: stored.base_resolver is None and resolver,
+        "GraphQLField.resolve._is_default": lambda: fields["stored"].resolve._is_default,
+        "StrawberryResolver.arguments": lambda: resolver.arguments == [],
+        "StrawberryResolver.is_async": lambda: resolver.is_async is False,
+        "StrawberryResolver.reserved_parameters[SELF_PARAMSPEC]": lambda: (
+            resolver.reserved_parameters.get(_lookup(SELF_PARAMSPEC))
+        ),
+        "StrawberryResolver.wrapped_func": lambda: callable(resolver.wrapped_func),
+    }
+    return [name for name, check in checks.items() if not _holds(check)]
+
+
+def _probe() -> tuple[dict[str, Any], Any]:
+    """A one-type schema's fields, and an execution context for it: a field strawberry
+    reads by itself, and one with a resolver."""
+    import strawberry
+    from graphql import parse
+
+    @strawberry.type
+    class Probe:
+        stored: str
+
+        @strawberry.field
+        def computed(self) -> str:
+            return self.stored
+
+    schema = strawberry.Schema(query=Probe)._schema
+    assert schema.query_type is not None
+    return schema.query_type.fields, _lookup(CONTEXT).build(schema, parse("{ stored computed }"))
+
+
+def _holds(check: Callable[[], object]) -> bool:
+    try:
+        return bool(check())
+    except Exception:  # a check that cannot even run: the thing moved
+        return False
+
+
+def _lookup(path: str) -> Any:
+    """``module:attribute.attribute``, imported and looked up."""
+    module, _, attributes = path.partition(":")
+    value: Any = importlib.import_module(module)
+    for attribute in attributes.split("."):
+        value = getattr(value, attribute)
+    return value
+
+
+def _is_subclass(path: str, base: str) -> bool:
+    return issubclass(_lookup(path), _lookup(base))
+
+
+def _takes(path: str, parameters: tuple[str, ...]) -> bool:
+    """The method at ``path`` takes these parameters after ``self``, in this order."""
+    return tuple(inspect.signature(_lookup(path)).parameters)[1:] == parameters
+
+
+def _has_fields(path: str, fields: tuple[str, ...]) -> bool:
+    present: tuple[str, ...] = _lookup(path)._fields
+    return set(fields) <= set(present)
+
+
+def _has_middleware_resolvers() -> bool:
+    return hasattr(_lookup(_MIDDLEWARE)(), "_middleware_resolvers")
+
+
+def _has_path(value: Any, path: str) -> bool:
+    for attribute in path.split("."):
+        value = getattr(value, attribute)
+    return True
+
+
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "(not installed)"
