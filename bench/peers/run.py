@@ -257,6 +257,7 @@ class Load:
     client_cores: float
     other_cores: float
     warm_seconds: float
+    warm_complete: bool  # every connection had an answer before the window opened
     sample: str | None
 
 
@@ -338,6 +339,7 @@ def load(
         client_cores=used[2] / window,
         other_cores=max(0.0, others / window),
         warm_seconds=result["warmSeconds"],
+        warm_complete=result["warmComplete"],
         sample=result["sample"],
     )
 
@@ -475,6 +477,7 @@ def print_loads(
         "client and others: cores used by autocannon and by everything else on the machine"
     )
     samples: list[str] = []
+    cut_short = False
     for query in queries.QUERIES:
         print(f"\n{query.title}\n{columns}")
         for processes in args.processes:
@@ -488,9 +491,13 @@ def print_loads(
                         f"{_ms(row.p50, 0):>9}{_ms(row.p99, 0):>9}{_ms(row.server_ms):>12}"
                         f"{_ms(row.postgres_ms):>11}{row.rss_mib:>9.0f}{row.client_cores:>8.2f}"
                         f"{row.other_cores:>8.2f}{row.warm_seconds:>8.1f}"
+                        + ("" if row.warm_complete else "*")
                     )
+                    cut_short |= not row.warm_complete
                     if row.sample:
                         samples.append(f"{labels[key]} {query.key}: {row.sample}")
+    if cut_short:
+        print("* the warm-up reached its limit before every connection had an answer")
     print("\nsessiongraph's ok req/s ÷ each peer's (processes x connections)")
     settings = [(p, c) for p in args.processes for c in args.clients]
     print(f"{'':<28}" + "".join(f"{f'{p}p x {c}':>10}" for p, c in settings))
