@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
     #: A subscription's stream has a gap: re-read what it watches, then subscribe again.
     EVENTS_MISSED = "EVENTS_MISSED"
+    #: The database could not serve the request now (unreachable, pool exhausted): retry.
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 class ApiError(Exception):
@@ -53,6 +55,28 @@ class EventsMissed(ApiError):
     """A subscriber fell behind, or the event feed was interrupted: events were lost."""
 
     code = ErrorCode.EVENTS_MISSED
+
+
+class Unavailable(ApiError):
+    """The database could not serve the request now; retrying later may succeed.
+
+    The message names no host, port or driver: what failed is in the server's log.
+    """
+
+    code = ErrorCode.UNAVAILABLE
+
+    #: A constant, not a setting: an outage this error reports (a pool that had no free
+    #: connection within its timeout, a server restarting, a dropped connection) lasts
+    #: seconds or minutes, which the server cannot know in advance. One second is a
+    #: first wait that does not pile retries onto a pool already full; a client backs
+    #: off further on its own if the next try fails too.
+    RETRY_AFTER_SECONDS: ClassVar[int] = 1
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is unavailable right now; retry the request later.",
+            retryAfterSeconds=self.RETRY_AFTER_SECONDS,
+        )
 
 
 class InternalError(ApiError):

@@ -1,12 +1,21 @@
-"""What the write functions refuse, as facts: which session, which operation, which row.
+"""What the write functions refuse, as facts: which session, which operation, which row;
+and a database that could not be reached at all.
 
 They know nothing of GraphQL: the API words them for its clients, with its codes and
-argument paths (``sessiongraph.graphql.mutations``). A refused call stored nothing.
+argument paths (``sessiongraph.graphql.mutations``, ``sessiongraph.graphql.errors``).
+A refused call stored nothing.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not serve a read or a write now: no connection was free within
+    the pool timeout, the server could not be reached or dropped the connection, or
+    SQLite stayed locked past its busy timeout. Retrying later may succeed. Raised by
+    ``sessiongraph.db.outages``, with the driver's error as its cause."""
 
 
 class WriteRefused(Exception):
