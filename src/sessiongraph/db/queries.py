@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.db import outages
 from sessiongraph.db.tables import operations, sessions, workflows
 from sessiongraph.errors import QueryTimeout
 
@@ -108,9 +109,11 @@ async def _scalar(
 
 
 async def _timed(work: Coroutine[Any, Any, T]) -> T:
-    """``work``, with a statement the server cancelled for time reported as ``QueryTimeout``."""
+    """``work``, with a statement the server cancelled for time reported as ``QueryTimeout``
+    and an outage of the database as ``DatabaseUnavailable``."""
     try:
-        return await work
+        with outages.reported():
+            return await work
     except sa.exc.DBAPIError as error:
         if getattr(error.orig, "sqlstate", None) != QUERY_CANCELED:
             raise
@@ -284,8 +287,14 @@ _PING = sa.select(sessions.c.id).limit(1)
 
 
 async def ping(*, engine: AsyncEngine) -> None:
-    """Read from the database; raises when it cannot answer."""
-    await _scalar(engine, _PING)
+    """Read from the database; raises what the driver raised when it cannot answer, for
+    the health check to name (it reports outages itself, not as ``DatabaseUnavailable``)."""
+
+    async def run() -> None:
+        async with engine.connect() as conn:
+            await conn.scalar(_PING)
+
+    await uncancellable(run())
 
 
 async def count_sessions(*, engine: AsyncEngine, filters: SessionFilter) -> int:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 from strawberry import UNSET
 
-from sessiongraph.db import queries, writes
+from sessiongraph.db import outages, queries, writes
 from sessiongraph.db.errors import (
     CompletedBeforeStart,
     FinishedMeanwhile,
@@ -157,7 +157,8 @@ async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
     events = info.context.events
 
     async def run() -> T:
-        result = await write(events.announce)
+        with outages.reported():
+            result = await write(events.announce)
         event = result if isinstance(result, Event) else getattr(result, "event", None)
         if event is not None:
             events.committed(event)
