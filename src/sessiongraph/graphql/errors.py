@@ -12,7 +12,8 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from sessiongraph.errors import ApiError, ErrorCode
+from sessiongraph.db.errors import DatabaseUnavailable
+from sessiongraph.errors import ApiError, ErrorCode, Unavailable
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -25,6 +26,9 @@ _REQUEST_MISTAKES = (MissingQueryError, CannotGetOperationTypeError, InvalidOper
 def is_unexpected(error: GraphQLError) -> bool:
     """True for a failure of the server (masked as INTERNAL and logged), False for a
     mistake of the client (shown as it is).
+
+    An outage of the database (``DatabaseUnavailable``, logged where it is met) is not
+    a failure of the server either: it is shown as UNAVAILABLE.
 
     The client's mistakes are our ``ApiError``s, Strawberry's refusals of a request
     (``_REQUEST_MISTAKES``) and what graphql-core finds wrong with a document or its
@@ -42,7 +46,7 @@ def is_unexpected(error: GraphQLError) -> bool:
         # graphql-core's own: at a path, a result it could not complete (a null for a
         # non-null field) or a bare GraphQLError from a resolver; else the document's.
         return error.path is not None
-    return not isinstance(cause, (ApiError, *_REQUEST_MISTAKES))
+    return not isinstance(cause, (ApiError, DatabaseUnavailable, *_REQUEST_MISTAKES))
 
 
 def _cause(error: GraphQLError) -> Exception | None:
@@ -74,7 +78,8 @@ def limit_reached(
 
 def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLError:
     """The client's view of ``error``: ours as raised, the document's as BAD_USER_INPUT,
-    anything else masked as INTERNAL (the schema logs those with their traceback).
+    an outage of the database as UNAVAILABLE, anything else masked as INTERNAL (the
+    schema logs those with their traceback).
     Without ``suggestions``, "Did you mean ...?" hints about the schema are cut.
 
     Shaping a shaped error changes nothing.
@@ -95,6 +100,14 @@ def shape_error(error: GraphQLError, *, suggestions: bool = True) -> GraphQLErro
             f"This document has more than {maximum} tokens, the limit",
             limit="maxTokens",
             maximum=maximum,
+        )
+    if isinstance(_cause(error), DatabaseUnavailable):
+        unavailable = Unavailable()
+        return GraphQLError(
+            unavailable.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions=unavailable.extensions,
         )
     if is_unexpected(error):
         return GraphQLError(

@@ -18,8 +18,9 @@ import strawberry
 from strawberry import UNSET
 
 from sessiongraph.db import queries
+from sessiongraph.db.errors import DatabaseUnavailable
 from sessiongraph.db.writes import TERMINAL_STATUSES
-from sessiongraph.errors import ApiError, InternalError
+from sessiongraph.errors import ApiError, InternalError, Unavailable
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.errors import INTERNAL_MESSAGE
 from sessiongraph.graphql.filters import (
@@ -74,11 +75,14 @@ class RecordedOperations:
 
 @asynccontextmanager
 async def _reported(subscription: str) -> AsyncIterator[None]:
-    """Client errors pass; a failure of the server is logged and shown as INTERNAL."""
+    """Client errors pass; an outage of the database (logged where it was met) is shown
+    as UNAVAILABLE; a failure of the server is logged and shown as INTERNAL."""
     try:
         yield
     except ApiError:
         raise
+    except DatabaseUnavailable:
+        raise Unavailable from None
     except Exception as error:
         logger.error("subscription %s failed", subscription, exc_info=error)
         raise InternalError(INTERNAL_MESSAGE) from None
