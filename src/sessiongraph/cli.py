@@ -140,7 +140,11 @@ def serve_command(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 1
     # A WebSocket message is held to the same limit as a request body.
-    options = {"ws_max_size": settings.max_body_bytes, "log_level": args.log_level}
+    options = {
+        "ws_max_size": settings.max_body_bytes,
+        "log_level": args.log_level,
+        "http": "sessiongraph.serving:NoDelayH11Protocol",
+    }
     if args.workers == 1:
         uvicorn.run(_frozen(create_app(settings)), host=args.host, port=args.port, **options)
         return 0
