@@ -123,7 +123,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return merge()
 
-    def _selection(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Any:
+    def _selection(
+        self, parent_type: GraphQLObjectType, grouped_field_set: Any
+    ) -> SelectionPlan | None:
         """The planned selection graphql-core collected as ``grouped_field_set``."""
         if self._plan is None:
             return None

@@ -57,7 +57,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     # - ``handle_connection_init``, which sets ``connection_params`` on it and hands it
     #   to ``on_ws_connect`` (which may set the caller's access).
     # So reading it forks the connection's context: each operation gets its own
-    # DataLoader caches and column plans. What connection_init touches lives on the
+    # DataLoader caches. What connection_init touches lives on the
     # ``Caller`` every fork shares, so it reaches later operations through whichever
     # fork it was set on. The alternative, a copy of ``run_operation``, would follow
     # Strawberry's internals further. Tests of a second operation on one socket reading

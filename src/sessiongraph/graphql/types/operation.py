@@ -122,27 +122,31 @@ class Operation:
         """Build from rows of one projection; the columns it did not read stay null."""
         if not rows:
             return []
-        build = _builder(cls, frozenset(rows[0].keys()))  # type: ignore[arg-type]  # a set: a RowMapping asks slower
+        read = frozenset(rows[0].keys())  # a set: asking a RowMapping costs more
+        build = _builder(cls, read)  # type: ignore[arg-type]
         return [build(row) for row in rows]
 
 
-def _declared(cls: type) -> dict[str, Column]:
-    """Python attribute -> the column it holds, for the fields built from a row."""
+def _declared(cls: type, *, row_fields_only: bool) -> dict[str, Column]:
+    """Python attribute -> the column its field reads (the one of its own name unless it
+    names another); with ``row_fields_only``, only the fields a row sets, not those a
+    resolver computes."""
     columns = {}
     for declared in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
         found = declared.metadata.get(COLUMN)
-        if found is not None and declared.base_resolver is None:
-            name = found.name or declared.python_name
-            columns[declared.python_name] = Column(name, found.heavy, found.decode)
+        if found is None or (row_fields_only and declared.base_resolver is not None):
+            continue
+        name = found.name or declared.python_name
+        columns[declared.python_name] = Column(name, found.heavy, found.decode)
     return columns
 
 
+#: What each Operation field reads, by Python attribute.
+COLUMNS = _declared(Operation, row_fields_only=False)
 #: Columns every projection reads: the light ones, and what a page's keyset needs.
-LIGHT_COLUMNS = frozenset(
-    {c.name for c in _declared(Operation).values() if not c.heavy} | set(_KEYSET_COLUMNS)
-)
+LIGHT_COLUMNS = frozenset({c.name for c in COLUMNS.values() if not c.heavy} | set(_KEYSET_COLUMNS))
 #: Columns read only when a field that needs them is selected.
-HEAVY_COLUMNS = frozenset(c.name for c in _declared(Operation).values() if c.heavy)
+HEAVY_COLUMNS = frozenset(c.name for c in COLUMNS.values() if c.heavy)
 
 
 @functools.cache
@@ -150,7 +154,7 @@ def _builder(cls: type[Operation], read: frozenset[str]) -> Callable[[RowMapping
     plain: list[tuple[str, str]] = []
     decoded: list[tuple[str, str, Callable[[Any], Any]]] = []
     unread: dict[str, None] = {}
-    for attribute, declared in _declared(cls).items():
+    for attribute, declared in _declared(cls, row_fields_only=True).items():
         if declared.name not in read:
             unread[attribute] = None
         elif declared.decode is None:
@@ -178,9 +182,9 @@ def operation_columns(info: Info) -> frozenset[str]:
     if columns is None:
         heavy = set()
         for selected in selected_on(field, "Operation"):
-            declared = selected.metadata.get(COLUMN)
+            declared = COLUMNS.get(python_name(selected) or "")
             if declared is not None and declared.heavy:
-                heavy.add(declared.name or python_name(selected))
+                heavy.add(declared.name)
         columns = field.memo["operation_columns"] = LIGHT_COLUMNS | frozenset(heavy)
     return columns
 
