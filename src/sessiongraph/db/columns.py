@@ -43,6 +43,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if value.__class__ is datetime and value.tzinfo is UTC:
+            return value  # as PostgreSQL's driver reads it on a UTC connection
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         if value.tzinfo is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections import defaultdict
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.db import outages
+from sessiongraph.db.columns import UTCDateTime
 from sessiongraph.db.tables import operations, sessions, workflows
 from sessiongraph.errors import QueryTimeout
 
@@ -94,6 +96,20 @@ async def _all(
         async with engine.connect() as conn:
             result = await conn.execute(stmt, params)
             return result.mappings().all()
+
+    return await uncancellable(_timed(run()))
+
+
+async def _rows(
+    engine: AsyncEngine, stmt: sa.Executable, params: Mapping[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """The rows as SQLAlchemy reads them, by position: what many rows are read as,
+    without a mapping built per row."""
+
+    async def run() -> Sequence[Row[Any]]:
+        async with engine.connect() as conn:
+            result = await conn.execute(stmt, params)
+            return result.all()
 
     return await uncancellable(_timed(run()))
 
@@ -369,10 +385,10 @@ def _operation_columns(columns: Iterable[str]) -> tuple[str, ...]:
 
 async def fetch_operations_by_id(
     *, engine: AsyncEngine, operation_ids: Sequence[str], columns: Iterable[str]
-) -> dict[str, RowMapping]:
+) -> dict[str, Row[Any]]:
     stmt = _operations_by_id_statement(_operation_columns(columns))
-    rows = await _all(engine, stmt, {"operation_ids": list(operation_ids)})
-    return {row["operation_id"]: row for row in rows}
+    rows = await _rows(engine, stmt, {"operation_ids": list(operation_ids)})
+    return {row.operation_id: row for row in rows}
 
 
 @functools.lru_cache(maxsize=64)
@@ -384,11 +400,11 @@ def _operations_by_id_statement(selected: tuple[str, ...]) -> sa.Select[Any]:
 
 async def fetch_recorded_operations(
     *, engine: AsyncEngine, session_id: str, rows: tuple[int, int], columns: Iterable[str]
-) -> Sequence[RowMapping]:
+) -> Sequence[Row[Any]]:
     """The operations one batch stored: ``rows`` is its first and last ``operations.id``."""
     stmt = _recorded_operations_statement(_operation_columns(columns))
     params = {"session_id": session_id, "first_row": rows[0], "last_row": rows[1]}
-    return await _all(engine, stmt, params)
+    return await _rows(engine, stmt, params)
 
 
 @functools.lru_cache(maxsize=64)
@@ -512,7 +528,7 @@ async def fetch_operation_pages(
     after: Keyset | None,
     limit: int,
     columns: Iterable[str],
-) -> dict[str, list[RowMapping]]:
+) -> dict[str, list[Row[Any]]]:
     """The first ``limit`` operations after ``after`` of each session, oldest first.
 
     One statement for all sessions, in which each session's page is an
@@ -528,9 +544,12 @@ async def fetch_operation_pages(
     params.update(session_ids=json.dumps(unique_ids) if sqlite else unique_ids, limit=limit)
     if after is not None:
         params.update(after_value=after.value, after_id=after.id)
-    pages: dict[str, list[RowMapping]] = defaultdict(list)
-    for row in await _all(engine, stmt, params):
-        pages[row["session_id"]].append(row)
+    pages: dict[str, list[Row[Any]]] = defaultdict(list)
+    rows = await _rows(engine, stmt, params)
+    if rows:
+        session_of = rows[0]._fields.index("session_id")
+        for row in rows:
+            pages[row[session_of]].append(row)
     return pages
 
 
@@ -613,3 +632,165 @@ def _pages_by_lateral(
         .select_from(wanted.join(page, sa.true()))
         .order_by(wanted.c.position, *_timeline_order(page))
     )
+
+
+# -- pages of operations as JSON, built by PostgreSQL ---------------------------------------
+#
+# For a page whose every selected field is a column with a plain JSON form, PostgreSQL
+# writes the response's bytes: each row's object as text, the page as one array, spliced
+# into the response unparsed. Each value is written exactly as the GraphQL response
+# would write it from Python: strings escaped as orjson escapes them (to_json does the
+# same), a timestamp as ``datetime.isoformat`` in UTC, a float as orjson writes the
+# shortest round-tripping digits (PostgreSQL's float8 text has the same digits, laid
+# out differently outside 1e-4..1e15 and without ``.0``). A value the response would
+# refuse (an Int beyond 32 bits, a float that is not finite) marks the page not
+# buildable, and the caller reads rows instead.
+
+#: How a field's value is written: as a string, a boolean, an Int, a Float or a DateTime.
+JsonKind = Literal["string", "boolean", "int", "float", "datetime"]
+#: A field of a page's objects: its response key, and its column and kind (or, for
+#: ``__typename``, None and the type name).
+JsonField = tuple[str, str | None, str]
+
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+_SQL_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (sa.String,),
+    "boolean": (sa.Boolean,),
+    "int": (sa.Integer,),
+    "float": (sa.Float,),
+    "datetime": (UTCDateTime,),
+}
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def json_columns_fit(fields: Sequence[JsonField]) -> bool:
+    """Whether each field names a column of operations whose type its kind writes."""
+    for _key, column, kind in fields:
+        if column is None:
+            continue
+        if column not in operations.c:
+            return False
+        if not isinstance(operations.c[column].type, _SQL_TYPES[kind]):
+            return False
+    return True
+
+
+def _json_value(column: str, kind: str) -> tuple[str, str | None]:
+    """The SQL writing ``page.<column>`` as JSON text, and the condition under which the
+    response can hold it (None: always)."""
+    c = f"page.{column}"
+    if kind == "string":
+        return f"COALESCE(to_json({c})::text, 'null')", None
+    if kind == "boolean":
+        return f"CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' ELSE 'null' END", None
+    if kind == "int":
+        low, high = _INT32
+        return f"COALESCE({c}::text, 'null')", f"({c} IS NULL OR {c} BETWEEN {low} AND {high})"
+    if kind == "datetime":
+        # PostgreSQL's infinities (which the driver reads as datetime.min and .max)
+        # have no such text: left to Python.
+        utc = f"({c} AT TIME ZONE 'UTC')"
+        text = (
+            f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+            f"CASE WHEN to_char({utc}, 'US') = '000000' THEN '' "
+            f"ELSE '.' || to_char({utc}, 'US') END"
+        )
+        value = f"CASE WHEN {c} IS NULL THEN 'null' ELSE '\"' || {text} || '+00:00\"' END"
+        return value, f"({c} IS NULL OR isfinite({c}))"
+    # float: PostgreSQL's shortest digits, laid out as orjson lays them out.
+    t = f"{c}::text"
+    mantissa = f"split_part({t}, 'e', 1)"
+    exponent = f"NULLIF(split_part({t}, 'e', 2), '')::int"  # NULL for NaN, Infinity
+    sign = f"CASE WHEN {c} < 0 THEN '-' ELSE '' END"
+    digits = f"replace(ltrim({mantissa}, '-'), '.', '')"
+    text = (
+        f"CASE WHEN {c} IS NULL THEN 'null' "
+        f"WHEN {t} ~ '^-?[0-9]+\\.[0-9]+$' THEN {t} "
+        f"WHEN {t} ~ '^-?[0-9]+$' THEN {t} || '.0' "
+        f"WHEN {exponent} = -5 THEN {sign} || '0.0000' || {digits} "
+        f"WHEN {exponent} = 15 THEN {sign} || CASE WHEN length({digits}) <= 16 "
+        f"THEN rpad({digits}, 16, '0') || '.0' "
+        f"ELSE left({digits}, 16) || '.' || substr({digits}, 17) END "
+        f"ELSE {mantissa} || 'e' || CASE WHEN {exponent} > 0 THEN '+' ELSE '-' END "
+        f"|| abs({exponent})::text END"
+    )
+    # Beyond 2**53 (every such double an integer), PostgreSQL's float8 text sometimes
+    # has a digit more than the shortest (1e23 as 9.999999999999999e+22): such a
+    # value, and a float that is not finite, is left to Python.
+    fits = f"({c} IS NULL OR abs({c}) < {float(2**53)!r}::float8)"
+    return text, fits
+
+
+@functools.lru_cache(maxsize=128)
+def _json_object(fields: tuple[JsonField, ...]) -> tuple[str, str]:
+    """The SQL of one row's object as JSON text, and of whether the response can hold it."""
+    parts: list[str] = []
+    checks: list[str] = []
+    for index, (key, column, kind) in enumerate(fields):
+        if not _NAME.match(key) or (column is not None and not _NAME.match(column)):
+            raise ValueError(f"not a GraphQL name: {key!r}")
+        opening = "{" if index == 0 else ","
+        if column is None:
+            parts.append(f'\'{opening}"{key}":"{kind}"\'')
+            continue
+        value, check = _json_value(column, kind)
+        parts.append(f"'{opening}\"{key}\":' || {value}")
+        if check is not None:
+            checks.append(check)
+    parts.append("'}'" if fields else "'{}'")
+    return " || ".join(parts), " AND ".join(checks) or "true"
+
+
+async def fetch_operation_pages_json(
+    *,
+    engine: AsyncEngine,
+    session_ids: Sequence[str],
+    filters: OperationFilter,
+    after: Keyset | None,
+    limit: int,
+    fields: Sequence[JsonField],
+) -> dict[str, str] | None:
+    """The first ``limit`` operations after ``after`` of each session, oldest first, as the
+    JSON array of objects of ``fields`` the response would hold; a session without any
+    is absent. None when some value cannot be written so (then read the rows).
+    PostgreSQL only; one statement, as ``fetch_operation_pages``."""
+    stmt = _operation_pages_json_statement(
+        tuple(fields), _OperationFilterShape.of(filters), _start(after)
+    )
+    params = _operation_params(filters)
+    params.update(session_ids=list(dict.fromkeys(session_ids)), limit=limit)
+    if after is not None:
+        params.update(after_value=after.value, after_id=after.id)
+    pages: dict[str, str] = {}
+    for row in await _rows(engine, stmt, params):
+        session_id, text, fits = tuple(row)
+        if not fits:
+            return None
+        pages[session_id] = text
+    return pages
+
+
+@functools.lru_cache(maxsize=128)
+def _operation_pages_json_statement(
+    fields: tuple[JsonField, ...], shape: _OperationFilterShape, start: _Start
+) -> sa.Select[Any]:
+    columns = {column for _key, column, _kind in fields if column is not None}
+    page = _pages_by_lateral(_operation_columns(columns), shape, start).subquery("page")
+    value, fits = _json_object(fields)
+    # Each row's text beside the columns it is ordered by; a value that makes it NULL
+    # (none should) fails the page rather than leaving a row out.
+    written = sa.select(
+        page.c.session_id,
+        page.c.timestamp,
+        page.c.id,
+        sa.literal_column(value).label("object"),
+        sa.literal_column(fits).label("fits"),
+    ).subquery("written")
+    return sa.select(
+        written.c.session_id,
+        sa.literal_column(
+            "'[' || string_agg(written.object, ',' ORDER BY (written.timestamp IS NULL), "
+            "written.timestamp, written.id) || ']'"
+        ),
+        sa.func.bool_and(sa.and_(written.c.fits, written.c.object.is_not(None))),
+    ).group_by(written.c.session_id)

@@ -33,6 +33,8 @@ class Context:
     events: Broker
     loaders: Loaders
     caller: Caller
+    #: The compiled path executes this operation with its plan (see execution.py).
+    compiled: bool = False
 
     @classmethod
     def create(
@@ -67,7 +69,7 @@ class Context:
 
     def fork(self) -> Context:
         """A context for another operation on the same connection: nothing cached is shared."""
-        return replace(self, loaders=Loaders(self.engine))
+        return replace(self, loaders=Loaders(self.engine), compiled=False)
 
     def renew_loaders(self) -> None:
         """Forget what the loaders have cached: a subscription's next event reads afresh."""

@@ -20,8 +20,6 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
-
 from sessiongraph.db.queries import Keyset
 from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.scalars import serialize_decimal
@@ -83,11 +81,13 @@ class PageCursors:
     scope: str
     column: str
     """The sort column; with the row's ``id`` it makes the keyset."""
-    rows: Sequence[RowMapping]
+    rows: Sequence[Any]
+    """Rows by position (SQLAlchemy's ``Row``) or mappings."""
 
     def at(self, index: int) -> str:
-        row = self.rows[index]
-        return self.codec.encode(self.scope, Keyset(row[self.column], row["id"]))
+        row: Any = self.rows[index]
+        values = getattr(row, "_mapping", row)  # a Row by position, or a mapping
+        return self.codec.encode(self.scope, Keyset(values[self.column], values["id"]))
 
     def first(self) -> str | None:
         return self.at(0) if self.rows else None

@@ -28,6 +28,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
+import orjson
 from graphql import (
     GRAPHQL_MAX_INT,
     GRAPHQL_MIN_INT,
@@ -49,7 +50,15 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.fields.resolver import SELF_PARAMSPEC
 
-from sessiongraph.graphql.fields import PREFETCHED
+from sessiongraph.db.queries import JsonField
+from sessiongraph.graphql.context import Context
+from sessiongraph.graphql.fields import (
+    COLUMN,
+    JSON_OF_ROWS,
+    PREFETCHED,
+    PREFETCHED_BY_PLAN,
+    ROWS,
+)
 from sessiongraph.graphql.plan import FieldPlan, SelectionPlan, Signature, plan_operation
 
 Reader = Callable[[Any], Any]
@@ -77,6 +86,10 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             )
         #: The operation's plan, when graphql-core collects exactly what it says.
         self._plan = plan if plan is not None and plan.exact else None
+        if self._plan is not None and isinstance(self.context_value, Context):
+            # Resolvers may hand over values only these readers read (JSON the
+            # database built): every planned selection is read here.
+            self.context_value.compiled = True
         #: id(grouped field set) -> (the set, kept alive so the id stays its own; its plan)
         self._plans: dict[int, tuple[Any, SelectionPlan | None]] = {}
 
@@ -155,12 +168,27 @@ def _reader(field: FieldPlan) -> Reader | None:
     if field.name == "__typename":
         type_name = field.parent.name
         return lambda _source: type_name
-    for node in field.nodes:
-        if node.arguments or (node.directives and _has_non_skip_directive(node.directives)):
-            return None
     definition = field.definition
-    if definition is None or definition.args:
+    if definition is None:
         return None
+    if not _plain_nodes(field, arguments=True):
+        return None
+    metadata = field.metadata
+    if metadata.get(PREFETCHED_BY_PLAN):
+        # Its arguments were read with the page: the value is there, or graphql-core
+        # runs the resolver (which reports what the arguments got wrong).
+        completer = _completer(definition.type, field)
+        if completer is None:
+            return None
+        done: Reader = completer
+        return lambda source: done(source._prefetched[field])
+    if not _plain_nodes(field, arguments=False) or definition.args:
+        return None
+    rows = metadata.get(ROWS)
+    if rows is not None:
+        from_rows = _rows_reader(field, rows)
+        if from_rows is not None:
+            return from_rows
     read = _source_reader(definition)
     if read is None:
         return None
@@ -356,3 +384,142 @@ def _prefetched_reader(name: str) -> Reader:
         return values[name]
 
     return read
+
+
+#: The cells of a row: per response key, what completes it from the row.
+Cells = list[tuple[str, Reader]]
+
+
+def _rows_reader(field: FieldPlan, attribute: str) -> Reader | None:
+    """Completes a list of objects made one per row (``ROWS``) from the rows themselves,
+    when each selected field is a column read as is: no object per row, one cell per
+    field. None when some field needs the object."""
+    named = field.definition.type if field.definition is not None else None
+    while isinstance(named, GraphQLNonNull | GraphQLList):
+        named = named.of_type
+    if not isinstance(named, GraphQLObjectType) or named.is_type_of is not None:
+        return None
+    selection = field.selections.get(named.name)
+    if selection is None or _row_cells(selection, None) is None:
+        return None
+    #: per projection (the rows' columns): the keys, and their cells in order
+    by_columns: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[Reader, ...]]] = {}
+
+    def read(source: Any) -> Any:
+        built = getattr(source, JSON_OF_ROWS, None)
+        if built is not None:
+            return orjson.Fragment(built)
+        rows = getattr(source, attribute)
+        if not rows:
+            return []
+        columns = rows[0]._fields
+        found = by_columns.get(columns)
+        if found is None:
+            cells = _row_cells(selection, columns)
+            if cells is None:
+                raise GiveUp  # a column the projection did not read: the objects know
+            found = by_columns[columns] = (
+                tuple(key for key, _ in cells),
+                tuple(cell for _, cell in cells),
+            )
+        keys, readers = found
+        return [dict(zip(keys, [cell(row) for cell in readers], strict=True)) for row in rows]
+
+    return read
+
+
+def _row_cells(selection: SelectionPlan, columns: tuple[str, ...] | None) -> Cells | None:
+    """Per field of ``selection``, its cell over rows of ``columns`` (with None: whether
+    every field can have one)."""
+    cells: Cells = []
+    for field in selection.fields:
+        if field.name == "__typename":
+            cells.append((field.key, _constant(field.parent.name)))
+            continue
+        definition = field.definition
+        if definition is None or definition.args or not _plain_nodes(field, arguments=False):
+            return None
+        declared: Any = definition.extensions.get("strawberry-definition")
+        column = declared.metadata.get(COLUMN) if declared is not None else None
+        leaf = _leaf_of(definition.type)
+        if column is None or declared.base_resolver is not None or leaf is None:
+            return None
+        name = column.name or declared.python_name
+        if columns is None:
+            cells.append((field.key, _identity))
+            continue
+        if name not in columns:
+            return None
+        read: Reader = operator.itemgetter(columns.index(name))
+        if column.decode is not None:
+            read = _decoded(read, column.decode)
+        cells.append((field.key, _leaf_reader(read, *leaf)))
+    return cells
+
+
+def _decoded(read: Reader, decode: Callable[[Any], Any]) -> Reader:
+    return lambda row: decode(read(row))
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _constant(value: Any) -> Reader:
+    return lambda _source: value
+
+
+def _plain_nodes(field: FieldPlan, *, arguments: bool) -> bool:
+    """No node of ``field`` has a directive beyond ``@skip``/``@include`` or, unless
+    ``arguments`` allows them, an argument."""
+    return not any(
+        (node.arguments and not arguments)
+        or (node.directives and _has_non_skip_directive(node.directives))
+        for node in field.nodes
+    )
+
+
+#: How the database writes each leaf type (``queries.fetch_operation_pages_json``).
+_JSON_KINDS = {"String": "string", "ID": "string", "Boolean": "boolean", "Int": "int"}
+_JSON_KINDS |= {"Float": "float", "DateTime": "datetime"}
+
+
+def json_page_fields(field: FieldPlan) -> tuple[JsonField, ...] | None:
+    """For a field whose value is a page of objects made from rows (``ROWS``) and whose
+    selection is that list alone: the fields of its objects as the database can write
+    them, or None when some field needs Python."""
+    memo = field.memo
+    if "json_page_fields" not in memo:
+        memo["json_page_fields"] = _json_page_fields(field)
+    found: tuple[JsonField, ...] | None = memo["json_page_fields"]
+    return found
+
+
+def _json_page_fields(field: FieldPlan) -> tuple[JsonField, ...] | None:
+    page = field.children
+    if page is None:
+        return None
+    lists = [f for f in page.fields if f.name != "__typename"]
+    if (
+        len(lists) != 1
+        or not lists[0].metadata.get(ROWS)
+        or not _plain_nodes(lists[0], arguments=False)
+    ):
+        return None
+    items = lists[0].children
+    if items is None or _row_cells(items, None) is None:
+        return None
+    fields: list[JsonField] = []
+    for item in items.fields:
+        if item.name == "__typename":
+            fields.append((item.key, None, item.parent.name))
+            continue
+        assert item.definition is not None  # _row_cells checked it
+        leaf = _leaf_of(item.definition.type)
+        kind = _JSON_KINDS.get(leaf[0].name) if leaf is not None else None
+        declared: Any = item.definition.extensions.get("strawberry-definition")
+        column = declared.metadata[COLUMN]
+        if kind is None or column.decode not in (None, bool):
+            return None
+        fields.append((item.key, column.name or declared.python_name, kind))
+    return tuple(fields)

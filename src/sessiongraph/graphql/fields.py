@@ -23,6 +23,15 @@ COLUMN = "sessiongraph.column"
 PREFETCHED = "sessiongraph.prefetched"
 #: metadata key: the most items an unpaged list of objects holds (for the cost).
 MAX_ITEMS = "sessiongraph.max_items"
+#: metadata key: a field with arguments that pages read ahead for all their objects,
+#: once per field of the plan (``_prefetched`` keyed by the ``FieldPlan``).
+PREFETCHED_BY_PLAN = "sessiongraph.prefetched_by_plan"
+#: metadata key: a list field whose items are made one per row of the object's
+#: attribute of this name; the compiled path may build them from the rows directly.
+ROWS = "sessiongraph.rows"
+#: The attribute of such an object holding its list as JSON text the database built,
+#: instead of rows; only the compiled path reads it (``Context.compiled``).
+JSON_OF_ROWS = "_json"
 
 
 @dataclass(frozen=True, slots=True)

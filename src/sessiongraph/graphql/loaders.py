@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
@@ -51,13 +51,13 @@ class OperationCountBySessionLoader(DataLoader[tuple[str, OperationFilter], int]
         super().__init__(load_fn=load)
 
 
-class OperationPageBySessionLoader(DataLoader[OperationPageKey, list[RowMapping]]):
+class OperationPageBySessionLoader(DataLoader[OperationPageKey, list[Row[Any]]]):
     def __init__(self, engine: AsyncEngine) -> None:
-        async def load(keys: list[OperationPageKey]) -> list[list[RowMapping]]:
+        async def load(keys: list[OperationPageKey]) -> list[list[Row[Any]]]:
             shapes: dict[tuple[Any, ...], list[str]] = defaultdict(list)
             for key in keys:
                 shapes[(key.filters, key.after, key.limit, key.columns)].append(key.session_id)
-            pages: dict[OperationPageKey, list[RowMapping]] = {}
+            pages: dict[OperationPageKey, list[Row[Any]]] = {}
             for (filters, after, limit, columns), session_ids in shapes.items():
                 found = await queries.fetch_operation_pages(
                     engine=engine,

@@ -283,7 +283,16 @@ def dumps(data: object) -> bytes:
     try:
         return orjson.dumps(data)
     except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(
+            data, separators=(",", ":"), ensure_ascii=False, default=_fragment_value
+        ).encode()
+
+
+def _fragment_value(value: object) -> object:
+    """What JSON the database wrote (an ``orjson.Fragment``) holds, for the stdlib."""
+    if isinstance(value, orjson.Fragment):
+        return orjson.loads(orjson.dumps(value))
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _timed_out(limit: float) -> GraphQLError:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Self
 
 import strawberry
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row
 
 from sessiongraph.db.queries import OperationFilter
 from sessiongraph.graphql.context import Info
@@ -21,11 +21,13 @@ from sessiongraph.graphql.cursors import PageCursors
 from sessiongraph.graphql.fields import (
     COLUMN,
     MAX_ITEMS,
+    ROWS,
     Column,
     field_plan,
     python_name,
     selected_on,
 )
+from sessiongraph.graphql.plan import FieldPlan
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.types.git import GitInfo
 from sessiongraph.graphql.types.pagination import Connection, PageInfo
@@ -118,12 +120,11 @@ class Operation:
         return self.git.repo if self.git else None
 
     @classmethod
-    def from_rows(cls, rows: Sequence[RowMapping]) -> list[Self]:
+    def from_rows(cls, rows: Sequence[Row[Any]]) -> list[Self]:
         """Build from rows of one projection; the columns it did not read stay null."""
         if not rows:
             return []
-        read = frozenset(rows[0].keys())  # a set: asking a RowMapping costs more
-        build = _builder(cls, read)  # type: ignore[arg-type]
+        build = _builder(cls, rows[0]._fields)  # type: ignore[arg-type]
         return [build(row) for row in rows]
 
 
@@ -150,22 +151,23 @@ HEAVY_COLUMNS = frozenset(c.name for c in COLUMNS.values() if c.heavy)
 
 
 @functools.cache
-def _builder(cls: type[Operation], read: frozenset[str]) -> Callable[[RowMapping], Any]:
-    plain: list[tuple[str, str]] = []
-    decoded: list[tuple[str, str, Callable[[Any], Any]]] = []
+def _builder(cls: type[Operation], read: tuple[str, ...]) -> Callable[[Row[Any]], Any]:
+    """Builds an Operation from a row of the columns ``read``, in that order."""
+    plain: list[tuple[str, int]] = []
+    decoded: list[tuple[str, int, Callable[[Any], Any]]] = []
     unread: dict[str, None] = {}
     for attribute, declared in _declared(cls, row_fields_only=True).items():
         if declared.name not in read:
             unread[attribute] = None
         elif declared.decode is None:
-            plain.append((attribute, declared.name))
+            plain.append((attribute, read.index(declared.name)))
         else:
-            decoded.append((attribute, declared.name, declared.decode))
+            decoded.append((attribute, read.index(declared.name), declared.decode))
 
-    def build(row: RowMapping) -> Operation:
-        values = {attribute: row[name] for attribute, name in plain}
-        for attribute, name, decode in decoded:
-            values[attribute] = decode(row[name])
+    def build(row: Row[Any]) -> Operation:
+        values = {attribute: row[position] for attribute, position in plain}
+        for attribute, position, decode in decoded:
+            values[attribute] = decode(row[position])
         values.update(unread)
         return cls(**values)
 
@@ -175,7 +177,11 @@ def _builder(cls: type[Operation], read: frozenset[str]) -> Callable[[RowMapping
 def operation_columns(info: Info) -> frozenset[str]:
     """The columns the operations under this field need: the light ones and the heavy
     ones a selected field declares. Kept with the field's plan."""
-    field = field_plan(info)
+    return columns_of(field_plan(info))
+
+
+def columns_of(field: FieldPlan | None) -> frozenset[str]:
+    """``operation_columns`` of a field of the plan (every column when it is unknown)."""
     if field is None:
         return LIGHT_COLUMNS | HEAVY_COLUMNS
     columns: frozenset[str] | None = field.memo.get("operation_columns")
@@ -195,19 +201,41 @@ class OperationEdge:
     node: Operation = strawberry.field(description="The operation.")
 
 
+def _page_operations(self: OperationConnection) -> list[Operation]:
+    return self.operations()
+
+
 @strawberry.type(description="A page of a session's operations, oldest first.")
 class OperationConnection(Connection):
-    nodes: list[Operation] = strawberry.field(description="The operations of this page.")
+    nodes: list[Operation] = strawberry.field(
+        resolver=_page_operations,
+        description="The operations of this page.",
+        metadata={ROWS: "_rows"},
+    )
     page_info: PageInfo = strawberry.field(description="Where this page is.")
+    #: The page's rows, one per operation, as read.
+    _rows: strawberry.Private[Sequence[Row[Any]]]
     _session_id: strawberry.Private[str]
     _filters: strawberry.Private[OperationFilter]
     _cursors: strawberry.Private[PageCursors]
+    _built: strawberry.Private[list[Operation] | None] = None
+    #: The page's operations as the JSON the database wrote, instead of ``_rows``:
+    #: made only for the compiled path, which reads it (``JSON_OF_ROWS``).
+    _json: strawberry.Private[str | None] = None
+
+    def operations(self) -> list[Operation]:
+        """The page's operations, built from its rows once."""
+        if self._json is not None:
+            raise RuntimeError("this page was read as JSON, for the compiled path only")
+        if self._built is None:
+            self._built = Operation.from_rows(self._rows)
+        return self._built
 
     @strawberry.field(description="The operations of this page with their cursors.")
     def edges(self) -> list[OperationEdge]:
         return [
             OperationEdge(cursor=cursor, node=node)
-            for cursor, node in zip(self._cursors.all(), self.nodes, strict=True)
+            for cursor, node in zip(self._cursors.all(), self.operations(), strict=True)
         ]
 
     @strawberry.field(description="Operations of the session matching the filters, all pages.")

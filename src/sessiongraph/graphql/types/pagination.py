@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLNamedType
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 
 from sessiongraph.graphql.cursors import CursorCodec, PageCursors
 
@@ -41,25 +41,28 @@ def is_connection(type_: GraphQLNamedType) -> bool:
     return isinstance(origin, type) and issubclass(origin, Connection)
 
 
+R = TypeVar("R", RowMapping, Row[Any])
+
+
 @dataclass(frozen=True, slots=True)
-class Page:
+class Page(Generic[R]):
     """One page of rows read with one more than ``limit``, and where it is."""
 
-    rows: Sequence[RowMapping]
+    rows: Sequence[R]
     info: PageInfo
     cursors: PageCursors
 
     @classmethod
     def of(
         cls,
-        rows: Sequence[RowMapping],
+        rows: Sequence[R],
         *,
         limit: int,
         after_given: bool,
         codec: CursorCodec,
         scope: str,
         column: str,
-    ) -> Page:
+    ) -> Page[R]:
         """``rows`` as read (up to ``limit + 1``, the extra one telling a next page
         exists); cursors hold the sort ``column`` and the id, for ``scope``."""
         page = rows[:limit]

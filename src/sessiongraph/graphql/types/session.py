@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, Self
 
 import strawberry
-from sqlalchemy.engine import RowMapping
+from graphql import Undefined
+from sqlalchemy.engine import Row, RowMapping
 from strawberry import UNSET
 
 from sessiongraph import display
 from sessiongraph.db import queries
-from sessiongraph.db.queries import OperationFilter, SessionFilter
+from sessiongraph.db.queries import Keyset, OperationFilter, SessionFilter
 from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
-from sessiongraph.graphql.cursors import PageCursors, ValueKind
-from sessiongraph.graphql.fields import PREFETCHED, field_plan, python_name, selected_on
+from sessiongraph.graphql.cursors import CursorCodec, PageCursors, ValueKind
+from sessiongraph.graphql.execution import json_page_fields
+from sessiongraph.graphql.fields import (
+    PREFETCHED,
+    PREFETCHED_BY_PLAN,
+    field_plan,
+    python_name,
+    selected_on,
+)
 from sessiongraph.graphql.loaders import OperationPageKey
+from sessiongraph.graphql.plan import FieldPlan
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.types.operation import (
-    Operation,
     OperationConnection,
-    operation_columns,
+    columns_of,
 )
 from sessiongraph.graphql.types.pagination import Connection, Page, PageInfo
 from sessiongraph.inputs import parse_decimal
@@ -92,8 +101,9 @@ class Session:
     error_message: str | None = strawberry.field(description="Why it failed, when it did.")
     metadata: JSON = strawberry.field(description="Free-form metadata (a JSON object).")
     _cost_by_model: strawberry.Private[dict[str, Any]]
-    #: Values of READ_AHEAD fields read for a whole page, by Python name (``prefetch``).
-    _prefetched: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: Values read for a whole page (``prefetch``): of READ_AHEAD fields by Python name,
+    #: of PREFETCHED_BY_PLAN fields by their ``FieldPlan``.
+    _prefetched: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Self:
@@ -201,7 +211,8 @@ class Session:
         )
 
     @strawberry.field(
-        description="Oldest first. Batch-loaded for every session in the response at once."
+        description="Oldest first. Batch-loaded for every session in the response at once.",
+        metadata={PREFETCHED_BY_PLAN: True},
     )
     async def operations(
         self,
@@ -224,14 +235,48 @@ class Session:
             bool | None, strawberry.argument(description="Only (un)successful operations.")
         ] = UNSET,
     ) -> OperationConnection:
-        after, types, tool_name, success = (
-            given(after),
-            given(types),
-            given(tool_name),
-            given(success),
+        field = field_plan(info)
+        if field is not None and field in self._prefetched:
+            return self._prefetched[field]  # type: ignore[no-any-return]
+        request = OperationPageRequest.of(
+            info.context.cursors,
+            first=first,
+            after=given(after),
+            types=given(types),
+            tool_name=given(tool_name),
+            success=given(success),
         )
+        rows = await info.context.loaders.operation_page_by_session.load(
+            OperationPageKey(
+                self.id, request.filters, request.keyset, request.limit + 1, columns_of(field)
+            )
+        )
+        return request.connection(self.id, rows)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OperationPageRequest:
+    """What a session's ``operations`` arguments ask for, checked."""
+
+    codec: CursorCodec
+    limit: int
+    after_given: bool
+    keyset: Keyset | None
+    filters: OperationFilter
+
+    @classmethod
+    def of(
+        cls,
+        codec: CursorCodec,
+        *,
+        first: int | None,
+        after: str | None,
+        types: list[str] | None,
+        tool_name: str | None,
+        success: bool | None,
+    ) -> OperationPageRequest:
+        """Raises ``BadUserInput`` for a page size out of bounds or a bad cursor."""
         limit = check_first(first, default=100, maximum=MAX_OPERATIONS_PAGE)
-        codec = info.context.cursors
         keyset = (
             codec.decode(after, scope=OPERATIONS_SCOPE, value_kind=ValueKind.DATETIME, id_type=int)
             if after is not None
@@ -242,22 +287,43 @@ class Session:
             tool_name=tool_name,
             success=success,
         )
-        rows = await info.context.loaders.operation_page_by_session.load(
-            OperationPageKey(self.id, filters, keyset, limit + 1, operation_columns(info))
-        )
+        return cls(codec, limit, after is not None, keyset, filters)
+
+    def json_connection(self, session_id: str, nodes: str) -> OperationConnection:
+        """A page of which only ``nodes`` is selected, as the database wrote it."""
+        no_rows: list[Row[Any]] = []
         page = Page.of(
-            rows,
-            limit=limit,
-            after_given=after is not None,
-            codec=codec,
+            no_rows,
+            limit=self.limit,
+            after_given=self.after_given,
+            codec=self.codec,
             scope=OPERATIONS_SCOPE,
             column="timestamp",
         )
         return OperationConnection(
-            nodes=Operation.from_rows(page.rows),
             page_info=page.info,
-            _session_id=self.id,
-            _filters=filters,
+            _rows=page.rows,
+            _session_id=session_id,
+            _filters=self.filters,
+            _cursors=page.cursors,
+            _json=nodes,
+        )
+
+    def connection(self, session_id: str, rows: Sequence[Row[Any]]) -> OperationConnection:
+        """The page of ``rows`` read with one more than ``limit``."""
+        page = Page.of(
+            rows,
+            limit=self.limit,
+            after_given=self.after_given,
+            codec=self.codec,
+            scope=OPERATIONS_SCOPE,
+            column="timestamp",
+        )
+        return OperationConnection(
+            page_info=page.info,
+            _rows=page.rows,
+            _session_id=session_id,
+            _filters=self.filters,
             _cursors=page.cursors,
         )
 
@@ -290,10 +356,9 @@ class SessionConnection(Connection):
         return await queries.count_sessions(engine=info.context.engine, filters=self._filters)
 
 
-def read_ahead_fields(info: Info) -> set[str]:
+def read_ahead_fields(field: FieldPlan | None) -> set[str]:
     """The READ_AHEAD fields selected on the sessions under this field, by Python name;
     all of them when the plan does not know the field."""
-    field = field_plan(info)
     if field is None:
         return set(_READ_AHEAD_NAMES)
     names: set[str] | None = field.memo.get("read_ahead")
@@ -306,6 +371,18 @@ def read_ahead_fields(info: Info) -> set[str]:
     return names
 
 
+def _pages_read_ahead(field: FieldPlan) -> list[FieldPlan]:
+    """The ``operations`` fields selected on the sessions under this field."""
+    pages: list[FieldPlan] | None = field.memo.get("pages_read_ahead")
+    if pages is None:
+        pages = field.memo["pages_read_ahead"] = [
+            selected
+            for selected in selected_on(field, "Session")
+            if selected.metadata.get(PREFETCHED_BY_PLAN)
+        ]
+    return pages
+
+
 _READ_AHEAD_NAMES = frozenset(
     f.python_name
     for f in Session.__strawberry_definition__.fields  # type: ignore[attr-defined]
@@ -314,22 +391,28 @@ _READ_AHEAD_NAMES = frozenset(
 
 
 async def prefetch(info: Info, sessions: list[Session]) -> None:
-    """Read the READ_AHEAD fields selected under this field for every session of a
-    page in one go, so each session answers them from memory: the same statements
-    as field by field, without one coroutine per session and field."""
+    """Read the READ_AHEAD fields and the operation pages selected under this field for
+    every session of a page in one go, so each session answers them from memory: the
+    same statements as field by field, without one coroutine per session and field."""
     if not sessions:
         return
-    wanted = read_ahead_fields(info)
-    if not wanted:
+    field = field_plan(info)
+    wanted = read_ahead_fields(field)
+    pages = _pages_read_ahead(field) if field is not None else []
+    if not wanted and not pages:
         return
     loaders = info.context.loaders
     wants_workflow = bool(wanted & {"workflow_name", "workflow"})
     wants_count = "operation_count" in wanted
     ids = sorted({s.workflow_id for s in sessions if s.workflow_id is not None})
     keys = [(s.id, OperationFilter()) for s in sessions]
-    workflows, counts = await asyncio.gather(
-        loaders.workflow_by_id.load_many(ids if wants_workflow else []),
-        loaders.operation_count_by_session.load_many(keys if wants_count else []),
+    variables = _variables(info)
+    (workflows, counts), _ = await asyncio.gather(
+        asyncio.gather(
+            loaders.workflow_by_id.load_many(ids if wants_workflow else []),
+            loaders.operation_count_by_session.load_many(keys if wants_count else []),
+        ),
+        asyncio.gather(*(_read_pages(info, page, variables, sessions) for page in pages)),
     )
     if wants_workflow:
         rows = {row["id"]: row for row in workflows if row is not None}
@@ -341,3 +424,63 @@ async def prefetch(info: Info, sessions: list[Session]) -> None:
     if wants_count:
         for session, count in zip(sessions, counts, strict=True):
             session._prefetched["operation_count"] = count
+
+
+def _variables(info: Info) -> Mapping[str, Any]:
+    values: Any = info._raw_info.variable_values
+    return getattr(values, "coerced", values)  # type: ignore[no-any-return]
+
+
+async def _read_pages(
+    info: Info, field: FieldPlan, variables: Mapping[str, Any], sessions: list[Session]
+) -> None:
+    """The page ``field`` (a session's ``operations``) asks for, read for every session in
+    one statement. Arguments the field would refuse are left to its resolver, which
+    reports them at each session's path."""
+
+    def argument(name: str) -> Any:
+        value = field.argument(name, variables)
+        return None if value is Undefined else value
+
+    try:
+        request = OperationPageRequest.of(
+            info.context.cursors,
+            first=argument("first"),
+            after=argument("after"),
+            types=argument("types"),
+            tool_name=argument("toolName"),
+            success=argument("success"),
+        )
+    except BadUserInput:
+        return
+    context = info.context
+    fields = json_page_fields(field) if context.compiled else None
+    if (
+        fields is not None
+        and context.engine.dialect.name == "postgresql"
+        and queries.json_columns_fit(fields)
+    ):
+        built = await queries.fetch_operation_pages_json(
+            engine=context.engine,
+            session_ids=[s.id for s in sessions],
+            filters=request.filters,
+            after=request.keyset,
+            limit=request.limit,
+            fields=fields,
+        )
+        if built is not None:
+            for session in sessions:
+                session._prefetched[field] = request.json_connection(
+                    session.id, built.get(session.id, "[]")
+                )
+            return
+    found = await queries.fetch_operation_pages(
+        engine=info.context.engine,
+        session_ids=[s.id for s in sessions],
+        filters=request.filters,
+        after=request.keyset,
+        limit=request.limit + 1,
+        columns=columns_of(field),
+    )
+    for session in sessions:
+        session._prefetched[field] = request.connection(session.id, found.get(session.id, []))
