@@ -289,28 +289,11 @@ class OperationPageRequest:
         )
         return cls(codec, limit, after is not None, keyset, filters)
 
-    def json_connection(self, session_id: str, nodes: str) -> OperationConnection:
-        """A page of which only ``nodes`` is selected, as the database wrote it."""
-        no_rows: list[Row[Any]] = []
-        page = Page.of(
-            no_rows,
-            limit=self.limit,
-            after_given=self.after_given,
-            codec=self.codec,
-            scope=OPERATIONS_SCOPE,
-            column="timestamp",
-        )
-        return OperationConnection(
-            page_info=page.info,
-            _rows=page.rows,
-            _session_id=session_id,
-            _filters=self.filters,
-            _cursors=page.cursors,
-            _json=nodes,
-        )
-
-    def connection(self, session_id: str, rows: Sequence[Row[Any]]) -> OperationConnection:
-        """The page of ``rows`` read with one more than ``limit``."""
+    def connection(
+        self, session_id: str, rows: Sequence[Row[Any]], *, json: str | None = None
+    ) -> OperationConnection:
+        """The page of ``rows`` read with one more than ``limit``; or, with ``json``, a
+        page of which only ``nodes`` is selected, as the database wrote it (no rows)."""
         page = Page.of(
             rows,
             limit=self.limit,
@@ -325,6 +308,7 @@ class OperationPageRequest:
             _session_id=session_id,
             _filters=self.filters,
             _cursors=page.cursors,
+            _json=json,
         )
 
 
@@ -470,9 +454,8 @@ async def _read_pages(
         )
         if built is not None:
             for session in sessions:
-                session._prefetched[field] = request.json_connection(
-                    session.id, built.get(session.id, "[]")
-                )
+                nodes = built.get(session.id, "[]")
+                session._prefetched[field] = request.connection(session.id, [], json=nodes)
             return
     found = await queries.fetch_operation_pages(
         engine=info.context.engine,
