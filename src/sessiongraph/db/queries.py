@@ -9,6 +9,7 @@ import asyncio
 import functools
 import json
 import re
+import weakref
 from collections import defaultdict
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,20 @@ async def drain() -> None:
         await asyncio.gather(*_in_flight, return_exceptions=True)
 
 
+#: Per engine, the same engine reading in autocommit (see ``_reader``).
+_readers: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def _reader(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for reads of one statement each: in autocommit, so a read is the
+    statement alone, not BEGIN, the statement and ROLLBACK (three round trips to
+    PostgreSQL). One statement sees one snapshot either way. It shares the pool."""
+    reader = _readers.get(engine)
+    if reader is None:
+        reader = _readers[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return reader
+
+
 #: SQLSTATE of a statement the server cancelled (PostgreSQL's statement_timeout).
 QUERY_CANCELED = "57014"
 
@@ -93,7 +108,7 @@ async def _all(
     engine: AsyncEngine, stmt: sa.Executable, params: Mapping[str, Any] | None = None
 ) -> Sequence[RowMapping]:
     async def run() -> Sequence[RowMapping]:
-        async with engine.connect() as conn:
+        async with _reader(engine).connect() as conn:
             result = await conn.execute(stmt, params)
             return result.mappings().all()
 
@@ -107,7 +122,7 @@ async def _rows(
     without a mapping built per row."""
 
     async def run() -> Sequence[Row[Any]]:
-        async with engine.connect() as conn:
+        async with _reader(engine).connect() as conn:
             result = await conn.execute(stmt, params)
             return result.all()
 
@@ -118,7 +133,7 @@ async def _scalar(
     engine: AsyncEngine, stmt: sa.Executable, params: Mapping[str, Any] | None = None
 ) -> Any:
     async def run() -> Any:
-        async with engine.connect() as conn:
+        async with _reader(engine).connect() as conn:
             return await conn.scalar(stmt, params)
 
     return await uncancellable(_timed(run()))
