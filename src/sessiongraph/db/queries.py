@@ -224,6 +224,18 @@ def _start(after: Keyset | None) -> _Start:
 _LIMIT = sa.bindparam("limit", type_=sa.Integer)
 
 
+@dataclass(frozen=True, slots=True)
+class ReadAhead:
+    """What a page of sessions reads with its rows, in the same statement: each session's
+    workflow (``read_ahead_workflow_id``, ``read_ahead_workflow_name``; the id is NULL
+    when the workflow has no row), its operation count (``read_ahead_operation_count``)
+    and the number of sessions the filter matches (``read_ahead_total``)."""
+
+    workflow: bool = False
+    operation_count: bool = False
+    total: bool = False
+
+
 async def fetch_session_page(
     *,
     engine: AsyncEngine,
@@ -231,9 +243,11 @@ async def fetch_session_page(
     ordering: SessionOrdering,
     after: Keyset | None,
     limit: int,
+    read_ahead: ReadAhead = ReadAhead(),
 ) -> Sequence[RowMapping]:
-    """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break."""
-    stmt = _session_page_statement(_FilterShape.of(filters), ordering, _start(after))
+    """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break,
+    each row with the columns ``read_ahead`` names."""
+    stmt = _session_page_statement(_FilterShape.of(filters), ordering, _start(after), read_ahead)
     if stmt is None:  # a cursor past the NULLs of a column that has none
         return []
     params = _session_params(filters)
@@ -245,6 +259,35 @@ async def fetch_session_page(
 
 @functools.lru_cache(maxsize=256)
 def _session_page_statement(
+    shape: _FilterShape, ordering: SessionOrdering, start: _Start, read_ahead: ReadAhead
+) -> sa.Select[Any] | None:
+    page = _session_rows_statement(shape, ordering, start)
+    if page is None or read_ahead == ReadAhead():
+        return page
+    rows = page.subquery("page")
+    columns: list[sa.ColumnElement[Any]] = [*rows.c]
+    joined: sa.FromClause = rows
+    if read_ahead.workflow:
+        joined = rows.outerjoin(workflows, workflows.c.id == rows.c.workflow_id)
+        columns += [
+            workflows.c.id.label("read_ahead_workflow_id"),
+            workflows.c.name.label("read_ahead_workflow_name"),
+        ]
+    if read_ahead.operation_count:
+        count = sa.select(sa.func.count()).where(operations.c.session_id == rows.c.id)
+        columns.append(count.scalar_subquery().label("read_ahead_operation_count"))
+    if read_ahead.total:  # not correlated: the database counts once
+        total = _session_count_statement(shape).scalar_subquery()
+        columns.append(total.label("read_ahead_total"))
+    column = rows.c[ordering.column]
+    return (
+        sa.select(*columns)
+        .select_from(joined)
+        .order_by(column.is_(None), *_directed((column, rows.c.id), ordering))
+    )
+
+
+def _session_rows_statement(
     shape: _FilterShape, ordering: SessionOrdering, start: _Start
 ) -> sa.Select[Any] | None:
     """One UNION ALL of index-ordered ``LIMIT`` branches, merged by the outer

@@ -11,6 +11,7 @@ from sessiongraph.db import queries
 from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
+from sessiongraph.graphql.fields import field_plan
 from sessiongraph.graphql.filters import (
     StartedAfterArgument,
     StartedBeforeArgument,
@@ -21,7 +22,13 @@ from sessiongraph.graphql.filters import (
 )
 from sessiongraph.graphql.ordering import SessionOrder
 from sessiongraph.graphql.types.pagination import Page
-from sessiongraph.graphql.types.session import Session, SessionConnection, prefetch
+from sessiongraph.graphql.types.session import (
+    Session,
+    SessionConnection,
+    page_read_ahead,
+    prefetch,
+    read_along,
+)
 
 MAX_SESSIONS_PAGE = 200
 MAX_ID_LENGTH = 128
@@ -69,12 +76,14 @@ class Query:
             if after is not None
             else None
         )
+        read_ahead = page_read_ahead(field_plan(info))
         rows = await queries.fetch_session_page(
             engine=info.context.engine,
             filters=filters,
             ordering=ordering,
             after=keyset,
             limit=limit + 1,
+            read_ahead=read_ahead,
         )
         page = Page.of(
             rows,
@@ -85,9 +94,15 @@ class Query:
             column=ordering.column,
         )
         nodes = [Session.from_row(row) for row in page.rows]
+        read_along(nodes, page.rows, read_ahead)
         await prefetch(info, nodes)
+        total = rows[0]["read_ahead_total"] if read_ahead.total and rows else None
         return SessionConnection(
-            nodes=nodes, page_info=page.info, _filters=filters, _cursors=page.cursors
+            nodes=nodes,
+            page_info=page.info,
+            _filters=filters,
+            _cursors=page.cursors,
+            _total=total,
         )
 
     @strawberry.field(

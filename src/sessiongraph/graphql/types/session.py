@@ -17,7 +17,7 @@ from strawberry import UNSET
 
 from sessiongraph import display
 from sessiongraph.db import queries
-from sessiongraph.db.queries import Keyset, OperationFilter, SessionFilter
+from sessiongraph.db.queries import Keyset, OperationFilter, ReadAhead, SessionFilter
 from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
@@ -324,6 +324,8 @@ class SessionConnection(Connection):
     page_info: PageInfo = strawberry.field(description="Where this page is.")
     _filters: strawberry.Private[SessionFilter]
     _cursors: strawberry.Private[PageCursors]
+    #: ``totalCount`` when the page's statement counted it (``ReadAhead.total``).
+    _total: strawberry.Private[int | None] = None
 
     @strawberry.field(description="The sessions of this page with their cursors.")
     def edges(self) -> list[SessionEdge]:
@@ -337,6 +339,8 @@ class SessionConnection(Connection):
         "Counted only when selected."
     )
     async def total_count(self, info: Info) -> int:
+        if self._total is not None:
+            return self._total
         return await queries.count_sessions(engine=info.context.engine, filters=self._filters)
 
 
@@ -353,6 +357,41 @@ def read_ahead_fields(field: FieldPlan | None) -> set[str]:
             if selected.metadata.get(PREFETCHED) and (name := python_name(selected)) is not None
         }
     return names
+
+
+def page_read_ahead(field: FieldPlan | None) -> ReadAhead:
+    """What the statement of the page of sessions under this field (``sessions``) reads
+    along with its rows: the READ_AHEAD fields selected, and ``totalCount``."""
+    if field is None:
+        return ReadAhead()
+    found: ReadAhead | None = field.memo.get("page_read_ahead")
+    if found is None:
+        wanted = read_ahead_fields(field)
+        found = field.memo["page_read_ahead"] = ReadAhead(
+            workflow=bool(wanted & {"workflow_name", "workflow"}),
+            operation_count="operation_count" in wanted,
+            total=any(
+                selected.name == "totalCount"
+                for selection in field.selections.values()
+                for selected in selection.fields
+            ),
+        )
+    return found
+
+
+def read_along(sessions: list[Session], rows: Sequence[RowMapping], read: ReadAhead) -> None:
+    """Keep what the page's statement read along (``ReadAhead``) with each session, as
+    ``prefetch`` would have read it."""
+    for session, row in zip(sessions, rows, strict=True):
+        if read.workflow:
+            found = row["read_ahead_workflow_id"]
+            workflow = (
+                None if found is None else Workflow(id=found, name=row["read_ahead_workflow_name"])
+            )
+            session._prefetched["workflow"] = workflow
+            session._prefetched["workflow_name"] = workflow.name if workflow else None
+        if read.operation_count:
+            session._prefetched["operation_count"] = row["read_ahead_operation_count"]
 
 
 def _pages_read_ahead(field: FieldPlan) -> list[FieldPlan]:
@@ -381,7 +420,7 @@ async def prefetch(info: Info, sessions: list[Session]) -> None:
     if not sessions:
         return
     field = field_plan(info)
-    wanted = read_ahead_fields(field)
+    wanted = read_ahead_fields(field) - sessions[0]._prefetched.keys()
     pages = _pages_read_ahead(field) if field is not None else []
     if not wanted and not pages:
         return
