@@ -745,15 +745,14 @@ def _json_value(column: str, kind: str) -> tuple[str, str | None]:
         low, high = _INT32
         return f"COALESCE({c}::text, 'null')", f"({c} IS NULL OR {c} BETWEEN {low} AND {high})"
     if kind == "datetime":
+        # isoformat leaves out a zero fraction: ".000000" can only be the fraction.
         # PostgreSQL's infinities (which the driver reads as datetime.min and .max)
         # have no such text: left to Python.
-        utc = f"({c} AT TIME ZONE 'UTC')"
-        text = (
-            f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-            f"CASE WHEN to_char({utc}, 'US') = '000000' THEN '' "
-            f"ELSE '.' || to_char({utc}, 'US') END"
+        text = f"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+        value = (
+            f"CASE WHEN {c} IS NULL THEN 'null' "
+            f"ELSE '\"' || replace({text}, '.000000', '') || '+00:00\"' END"
         )
-        value = f"CASE WHEN {c} IS NULL THEN 'null' ELSE '\"' || {text} || '+00:00\"' END"
         return value, f"({c} IS NULL OR isfinite({c}))"
     # float: PostgreSQL's shortest digits, laid out as orjson lays them out.
     t = f"{c}::text"
@@ -763,8 +762,8 @@ def _json_value(column: str, kind: str) -> tuple[str, str | None]:
     digits = f"replace(ltrim({mantissa}, '-'), '.', '')"
     text = (
         f"CASE WHEN {c} IS NULL THEN 'null' "
-        f"WHEN {t} ~ '^-?[0-9]+\\.[0-9]+$' THEN {t} "
-        f"WHEN {t} ~ '^-?[0-9]+$' THEN {t} || '.0' "
+        f"WHEN strpos({t}, 'e') = 0 AND strpos({t}, '.') > 0 THEN {t} "
+        f"WHEN strpos({t}, 'e') = 0 THEN {t} || '.0' "
         f"WHEN {exponent} = -5 THEN {sign} || '0.0000' || {digits} "
         f"WHEN {exponent} = 15 THEN {sign} || CASE WHEN length({digits}) <= 16 "
         f"THEN rpad({digits}, 16, '0') || '.0' "
