@@ -123,3 +123,25 @@ async def test_one_session_field_with_two_shapes_reads_each_as_asked(
     pages = [s for s in sql.statements if "FROM operations" in s]
     assert sorted(_columns_named(s) == set() for s in pages) == [False, True], sql.report()
     assert len(data["session"]["heavy"]["nodes"][0]["messageContent"]) == 50_000
+
+
+@pytest.mark.parametrize(
+    ("selection", "read"),
+    [
+        ("id status reposDisplay", False),
+        ("id metadata", True),
+        ("id costByModel { model }", True),
+        ("id operations(first: 1) { nodes { operationId } }", False),
+    ],
+)
+async def test_a_page_of_sessions_reads_their_documents_only_when_selected(
+    gql: GraphQLClient, sql: SqlRecorder, engine: AsyncEngine, selection: str, read: bool
+) -> None:
+    await insert_session(engine, metadata={"big": "x" * 10_000})
+    sql.clear()
+
+    await gql(f"{{ sessions {{ nodes {{ {selection} }} }} }}")
+
+    page = next(s for s in sql.statements if "FROM sessions" in s)
+    assert ("metadata" in page) is read, page
+    assert ("cost_by_model" in page) is read, page

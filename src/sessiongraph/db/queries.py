@@ -234,6 +234,13 @@ class ReadAhead:
     workflow: bool = False
     operation_count: bool = False
     total: bool = False
+    #: Read the JSON documents too (``metadata``, ``cost_by_model``: the sessions' heavy
+    #: columns); without them those keys are absent from the rows.
+    documents: bool = True
+
+
+#: Columns of sessions read only when a field needs them.
+SESSION_DOCUMENTS = ("metadata", "cost_by_model")
 
 
 async def fetch_session_page(
@@ -261,8 +268,8 @@ async def fetch_session_page(
 def _session_page_statement(
     shape: _FilterShape, ordering: SessionOrdering, start: _Start, read_ahead: ReadAhead
 ) -> sa.Select[Any] | None:
-    page = _session_rows_statement(shape, ordering, start)
-    if page is None or read_ahead == ReadAhead():
+    page = _session_rows_statement(shape, ordering, start, read_ahead.documents)
+    if page is None or not (read_ahead.workflow or read_ahead.operation_count or read_ahead.total):
         return page
     rows = page.subquery("page")
     columns: list[sa.ColumnElement[Any]] = [*rows.c]
@@ -288,7 +295,7 @@ def _session_page_statement(
 
 
 def _session_rows_statement(
-    shape: _FilterShape, ordering: SessionOrdering, start: _Start
+    shape: _FilterShape, ordering: SessionOrdering, start: _Start, documents: bool
 ) -> sa.Select[Any] | None:
     """One UNION ALL of index-ordered ``LIMIT`` branches, merged by the outer
     ORDER BY: rows with a value and rows without one are separate branches (so
@@ -303,7 +310,9 @@ def _session_rows_statement(
     branches = [
         branch
         for status in per_status
-        for branch in _page_branches(_session_conditions(shape, status), column, ordering, start)
+        for branch in _page_branches(
+            _session_conditions(shape, status), column, ordering, start, documents
+        )
     ]
     if not branches:
         return None
@@ -325,20 +334,22 @@ def _page_branches(
     column: sa.Column[Any],
     ordering: SessionOrdering,
     start: _Start,
+    documents: bool,
 ) -> list[sa.Select[Any]]:
     """The valued and the NULL part of one filter's page, each in index order."""
+    read = [c for c in sessions.c if documents or c.name not in SESSION_DOCUMENTS]
     order = _directed((column, sessions.c.id), ordering)
     after_id = sa.bindparam("after_id", type_=sessions.c.id.type)
     branches = []
     if start != "null":
-        valued = sa.select(sessions).where(*conditions, column.is_not(None))
+        valued = sa.select(*read).where(*conditions, column.is_not(None))
         if start == "valued":
             position = sa.tuple_(column, sessions.c.id)
             bound = sa.tuple_(sa.bindparam("after_value", type_=column.type), after_id)
             valued = valued.where(position < bound if ordering.descending else position > bound)
         branches.append(valued.order_by(*order))
     if column.nullable:
-        undated = sa.select(sessions).where(*conditions, column.is_(None))
+        undated = sa.select(*read).where(*conditions, column.is_(None))
         if start == "null":
             undated = undated.where(
                 sessions.c.id < after_id if ordering.descending else sessions.c.id > after_id

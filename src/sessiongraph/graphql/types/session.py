@@ -128,8 +128,9 @@ class Session:
             completed_at=row["completed_at"],
             duration_seconds=row["duration_seconds"],
             error_message=row["error_message"],
-            metadata=as_object(row["metadata"]),  # type: ignore[arg-type]
-            _cost_by_model=as_object(row["cost_by_model"]),
+            # A page reads its JSON documents only when a field needs them.
+            metadata=as_object(row.get("metadata")),  # type: ignore[arg-type]
+            _cost_by_model=as_object(row.get("cost_by_model")),
         )
 
     @strawberry.field(
@@ -367,7 +368,9 @@ def page_read_ahead(field: FieldPlan | None) -> ReadAhead:
     found: ReadAhead | None = field.memo.get("page_read_ahead")
     if found is None:
         wanted = read_ahead_fields(field)
+        selected = {python_name(f) for f in selected_on(field, "Session")}
         found = field.memo["page_read_ahead"] = ReadAhead(
+            documents=bool(selected & {"metadata", "cost_by_model"}),
             workflow=bool(wanted & {"workflow_name", "workflow"}),
             operation_count="operation_count" in wanted,
             total=any(
