@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from sessiongraph.auth import Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate, queries
-from sessiongraph.db.engine import create_engine
+from sessiongraph.db.engine import create_engine, warm_pool
 from sessiongraph.events import create_broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # The embedded SQLite default upgrades itself; a shared server is upgraded
         # deliberately, with `sessiongraph db upgrade`.
         await migrate.ensure_current(engine, auto_upgrade=settings.is_sqlite)
+        if not settings.is_sqlite:  # SQLite opens a file: nothing to gain
+            await warm_pool(engine, settings.pool_size)
         await events.start()
         try:
             yield

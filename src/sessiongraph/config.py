@@ -42,9 +42,17 @@ class Settings(BaseSettings):
     introspection: bool | None = Field(
         default=None, description="Answer introspection queries (default: not in production)."
     )
-    pool_size: int = Field(default=5, ge=1, description="Database connections kept open.")
+    pool_size: int = Field(
+        default=16,
+        ge=1,
+        description="Database connections each process keeps open (on PostgreSQL, opened "
+        "at start). A request uses at most 2 at once.",
+    )
     max_overflow: int = Field(
-        default=10, ge=0, description="Connections opened beyond pool_size under load."
+        default=0,
+        ge=0,
+        description="Connections opened beyond pool_size under load, and closed when "
+        "returned (each costs a new connection then).",
     )
     pool_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long a request waits for a free connection."
