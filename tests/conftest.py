@@ -89,7 +89,9 @@ async def _migrate(url: str) -> None:
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Every test that uses the app runs once on SQLite and once on PostgreSQL."""
     if request.param == "postgresql":
-        return Settings(database_url=request.getfixturevalue("postgres_url"))
+        # Each app opens its whole pool at start, and the suite starts about a thousand:
+        # 4 connections, not the default 16 (test_pool.py runs the default).
+        return Settings(database_url=request.getfixturevalue("postgres_url"), pool_size=4)
     return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
 
 

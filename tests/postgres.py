@@ -13,8 +13,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 URL_VARIABLE = "SESSIONGRAPH_TEST_POSTGRES_URL"
@@ -42,11 +43,26 @@ def _free_port() -> int:
         return port
 
 
+@dataclass
+class PostgresServer:
+    url: str
+    #: Restarts the server (fast shutdown: its clients' connections are closed), or None
+    #: for a server named by URL_VARIABLE, which is not ours to restart.
+    restart: Callable[[], None] | None = None
+
+
 @contextmanager
 def throwaway_postgres(*, settings: dict[str, str] | None = None) -> Iterator[str]:
     """Yields an asyncpg URL of a fresh server; stops it and deletes its files afterwards."""
+    with throwaway_server(settings=settings) as server:
+        yield server.url
+
+
+@contextmanager
+def throwaway_server(*, settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+    """``throwaway_postgres``, yielding the server itself."""
     if os.environ.get(URL_VARIABLE):
-        yield os.environ[URL_VARIABLE]
+        yield PostgresServer(os.environ[URL_VARIABLE])
         return
     bindir = find_bindir()
     if bindir is None:
@@ -97,8 +113,15 @@ def throwaway_postgres(*, settings: dict[str, str] | None = None) -> Iterator[st
             detail = str(error)
         shutil.rmtree(folder, ignore_errors=True)
         raise PostgresUnavailable(f"could not start PostgreSQL: {detail}") from error
+
+    def restart() -> None:
+        run(
+            str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
+            "-w", "-t", "60", "-m", "fast", "-o", option_text, "restart",
+        )  # fmt: skip
+
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        yield PostgresServer(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres", restart)
     finally:
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],

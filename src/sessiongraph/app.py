@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from sessiongraph.admission import Admission
 from sessiongraph.auth import Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate, queries
-from sessiongraph.db.engine import create_engine
+from sessiongraph.db.engine import create_engine, warm_pool
 from sessiongraph.events import create_broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # The embedded SQLite default upgrades itself; a shared server is upgraded
         # deliberately, with `sessiongraph db upgrade`.
         await migrate.ensure_current(engine, auto_upgrade=settings.is_sqlite)
+        if not settings.is_sqlite:  # SQLite opens a file: nothing to gain
+            await warm_pool(engine, settings.pool_size)
         await events.start()
         try:
             yield
@@ -72,9 +75,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         authenticator=authenticator,
         persisted=PersistedQueries(settings),
     )
+    # Only a request the guard let through takes a place in the queue: one refused for
+    # its token or its body is answered as such, whatever the load.
+    admitted = Admission(
+        graphql,
+        limit=settings.max_concurrent_requests,
+        queue_size=settings.request_queue_size,
+        queue_timeout=settings.request_queue_timeout_seconds,
+    )
     # The guard wraps the GraphQL endpoint itself, so it runs for whatever path routes
     # there (a root path or a mount included), and for nothing else.
-    guarded = RequestGuard(graphql, settings=settings, authenticator=authenticator)
+    guarded = RequestGuard(admitted, settings=settings, authenticator=authenticator)
     middleware = []
     if settings.cors_origins:
         middleware.append(
@@ -99,4 +110,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.events = events
     app.state.schema = schema
+    app.state.admission = admitted
     return app

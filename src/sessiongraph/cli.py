@@ -122,6 +122,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from sessiongraph import serving
     from sessiongraph.app import create_app
     from sessiongraph.db.migrate import SchemaBehind
 
@@ -152,15 +153,12 @@ def serve_command(args: argparse.Namespace) -> int:
     # including the cursor secret, so a cursor from one worker is good on another.
     os.environ["SESSIONGRAPH_DATABASE_URL"] = settings.database_url
     os.environ["SESSIONGRAPH_CURSOR_SECRET"] = settings.cursor_secret
-    uvicorn.run(
-        "sessiongraph.cli:worker_app",
-        factory=True,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        **options,
-    )
-    return 0
+    worker = {"factory": True, "workers": args.workers, "host": args.host, "port": args.port}
+    if not serving.BALANCED_REUSEPORT:  # uvicorn's workers, on one shared socket
+        uvicorn.run("sessiongraph.cli:worker_app", **worker, **options)
+        return 0
+    config = uvicorn.Config("sessiongraph.cli:worker_app", **worker, **options)
+    return serving.run_workers(config, args.workers)
 
 
 def worker_app() -> Starlette:

@@ -42,12 +42,37 @@ class Settings(BaseSettings):
     introspection: bool | None = Field(
         default=None, description="Answer introspection queries (default: not in production)."
     )
-    pool_size: int = Field(default=5, ge=1, description="Database connections kept open.")
+    pool_size: int = Field(
+        default=16,
+        ge=1,
+        description="Database connections each process keeps open (on PostgreSQL, opened "
+        "at start). A request uses at most 2 at once: 2 x max_concurrent_requests never "
+        "waits for one.",
+    )
     max_overflow: int = Field(
-        default=10, ge=0, description="Connections opened beyond pool_size under load."
+        default=0,
+        ge=0,
+        description="Connections opened beyond pool_size under load, and closed when "
+        "returned (each costs a new connection then).",
     )
     pool_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long a request waits for a free connection."
+    )
+    max_concurrent_requests: int = Field(
+        default=8,
+        ge=1,
+        description="HTTP requests one process runs at once; the others wait in the queue.",
+    )
+    request_queue_size: int = Field(
+        default=120,
+        ge=0,
+        description="HTTP requests that may wait for their turn per process; beyond them a "
+        "request is refused at once (503, UNAVAILABLE).",
+    )
+    request_queue_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest a request waits in the queue before it is refused (503, UNAVAILABLE).",
     )
     statement_timeout_ms: int = Field(
         default=5000,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """An engine for ``settings.database_url``, pooled as configured.
 
     SQLite gets WAL and foreign keys; PostgreSQL gets the statement timeout, so
-    no request can hold the database for long.
+    no request can hold the database for long, and pooled connections the server
+    closed are replaced before use.
     """
     url = make_url(settings.database_url)
     pool = {
@@ -33,13 +35,39 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "statement_timeout": str(settings.statement_timeout_ms),
         "timezone": "UTC",
     }
-    return create_async_engine(
-        url,
-        echo=settings.echo_sql,
-        pool_pre_ping=True,
-        connect_args={"server_settings": server_settings},
-        **pool,
+    engine = create_async_engine(
+        url, echo=settings.echo_sql, connect_args={"server_settings": server_settings}, **pool
     )
+    sa.event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(_dbapi_connection: Any, _record: Any, proxy: Any) -> None:
+    """Gives up a pooled connection the server closed while it sat in the pool (a restart,
+    ``pg_terminate_backend``, an idle timeout): the pool opens another in its place.
+
+    This is what ``pool_pre_ping`` would catch, at no cost: the driver saw the server
+    close the socket already, where a ping is three round trips on every checkout (the
+    asyncpg dialect pings inside a transaction). A connection that fails while in use
+    is not caught here: its request gets ``UNAVAILABLE``, and SQLAlchemy, seeing a
+    disconnect, replaces every connection opened before it.
+    """
+    if proxy.driver_connection.is_closed():
+        raise sa.exc.DisconnectionError("the server closed this pooled connection")
+
+
+async def warm_pool(engine: AsyncEngine, connections: int) -> None:
+    """Opens ``connections`` connections at once and returns them to the pool, so that
+    the first requests do not each wait for a connection to be made."""
+    opened = await asyncio.gather(
+        *(engine.connect().start() for _ in range(connections)), return_exceptions=True
+    )
+    for connection in opened:
+        if not isinstance(connection, BaseException):
+            await connection.close()
+    for connection in opened:
+        if isinstance(connection, BaseException):
+            raise connection
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
