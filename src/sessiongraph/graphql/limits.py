@@ -11,6 +11,7 @@ the operation's plan (``plan.py``): what execution would collect, fragments and
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,16 +62,40 @@ def measure(
     """What ``operation`` of ``document`` asks for (aliases and directives: the whole
     document). ``variables`` are the coerced values, defaults applied."""
     result = Measure()
-    counter = _Counter()
-    visit(document, counter)
-    result.aliases, result.directives = counter.aliases, counter.directives
-    plan = plan_operation(schema, operation, fragments_of(document), variables)
+    facts = _facts(document)
+    result.aliases, result.directives = facts.aliases, facts.directives
+    plan = plan_operation(schema, operation, facts.fragments, variables)
     result.depth, result.cost = _cost(plan, variables)
     return result
 
 
 def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the limits read of a whole document, the same on every request."""
+
+    aliases: int
+    directives: int
+    fragments: dict[str, FragmentDefinitionNode]
+
+
+#: The facts of documents in use, by id(document): an entry goes with its document
+#: (the parse cache keeps the documents of repeated queries).
+_known: dict[int, _Facts] = {}
+
+
+def _facts(document: DocumentNode) -> _Facts:
+    facts = _known.get(id(document))
+    if facts is None:
+        counter = _Counter()
+        visit(document, counter)
+        facts = _Facts(counter.aliases, counter.directives, fragments_of(document))
+        _known[id(document)] = facts
+        weakref.finalize(document, _known.pop, id(document), None)
+    return facts
 
 
 class _Counter(Visitor):
@@ -87,10 +112,22 @@ class _Counter(Visitor):
         self.directives += 1
 
 
+#: Keys of what the limits keep with a plan (``memo``): an operation's depth and cost
+#: without variables, and a field's page size, or how to read it.
+_COST = "limits.cost"
+_SIZE = "limits.size"
+
+
 def _cost(plan: OperationPlan, variables: Mapping[str, Any]) -> tuple[int, int]:
     if plan.root is None:
         return 0, 0
-    return _Cost(variables).selection(plan.root, at_root=True)
+    if variables:
+        return _Cost(variables).selection(plan.root, at_root=True)
+    # Without variables, the same plan always measures the same: measured once.
+    known: tuple[int, int] | None = plan.root.memo.get(_COST)
+    if known is None:
+        known = plan.root.memo[_COST] = _Cost(variables).selection(plan.root, at_root=True)
+    return known
 
 
 @dataclass
@@ -133,15 +170,31 @@ class _Cost:
     def _size(self, field: FieldPlan) -> int:
         """How many nodes the field can return: ``first`` of a connection, the declared
         bound of a list; 0 for anything else."""
-        assert field.definition is not None
-        named = get_named_type(field.definition.type)
-        if is_connection(named) and "first" in field.definition.args:
-            default = field.definition.args["first"].default_value
-            return _count(field.argument("first", self.variables), default)
-        bound = field.metadata.get(MAX_ITEMS)
-        if isinstance(bound, int) and _is_list(field.definition.type):
-            return bound
-        return 0
+        size = field.memo.get(_SIZE)
+        if size is None:
+            size = field.memo[_SIZE] = _size_of(field)
+        if isinstance(size, _First):
+            return _count(field.argument("first", self.variables), size.default)
+        return int(size)
+
+
+@dataclass(frozen=True, slots=True)
+class _First:
+    """The size of a connection: its ``first`` argument (or this default)."""
+
+    default: Any
+
+
+def _size_of(field: FieldPlan) -> int | _First:
+    """What the size of ``field`` depends on: its ``first`` argument, or nothing."""
+    assert field.definition is not None
+    named = get_named_type(field.definition.type)
+    if is_connection(named) and "first" in field.definition.args:
+        return _First(field.definition.args["first"].default_value)
+    bound = field.metadata.get(MAX_ITEMS)
+    if isinstance(bound, int) and _is_list(field.definition.type):
+        return bound
+    return 0
 
 
 def _count(value: Any, default: Any) -> int:
@@ -264,8 +317,10 @@ def _coerced(
 ) -> Mapping[str, Any]:
     """The variables as execution will see them: coerced (``1000.0`` is 1000), with their
     defaults; none when they do not coerce (execution then refuses the request)."""
+    if not operation.variable_definitions:
+        return {}  # what coercion gives: values of undeclared variables are not read
     values = get_variable_values(
-        schema, operation.variable_definitions or (), dict(inputs or {}), max_errors=1
+        schema, operation.variable_definitions, dict(inputs or {}), max_errors=1
     )
     coerced: Mapping[str, Any] = getattr(values, "coerced", None) or {}
     return coerced
