@@ -5,13 +5,13 @@ costs as much as a small response. Both caches are bounded (least recently used 
 first) and keyed by everything that changes the outcome: the text and the token
 limit for parsing; validation is kept per schema, whose rules decide it. The
 limits that depend on variables or on the caller are checked on every request
-(``RequestLimits``).
+(``limits.admit``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
@@ -33,12 +33,37 @@ def parsed(query: str, max_tokens: int | None) -> DocumentNode:
     return document
 
 
+Validated = LRU[str, list[GraphQLError]]
+
+
+def known_errors(store: Validated, query: str) -> list[GraphQLError] | None:
+    """What validation said of ``query``, if ``store`` (the schema's) keeps it; the list
+    is the caller's own."""
+    known = store.get(query)
+    return None if known is None else list(known)
+
+
+def keep_errors(store: Validated, query: str, errors: list[GraphQLError]) -> None:
+    store.put(query, list(errors))
+
+
+def validation(
+    store: Validated, query: str, validate: Callable[[], list[GraphQLError]]
+) -> list[GraphQLError]:
+    """What validation says of ``query``: kept, or ``validate``d now and kept."""
+    errors = known_errors(store, query)
+    if errors is None:
+        errors = validate()
+        keep_errors(store, query, errors)
+    return errors
+
+
 class DocumentCache(SchemaExtension):
     """Parses through the shared parse cache, and validates through the schema's own
     cache (``store``): what validation says depends on the schema and its rules."""
 
     @staticmethod
-    def store() -> LRU[str, list[GraphQLError]]:
+    def store() -> Validated:
         return LRU(CACHE_SIZE)
 
     def on_parse(self) -> Iterator[None]:
@@ -56,13 +81,12 @@ class DocumentCache(SchemaExtension):
         if ctx.pre_execution_errors is not None or ctx.query is None:
             yield  # refused already (a limit), or nothing to key on
             return
-        validated: LRU[str, list[GraphQLError]] = ctx.schema.validated  # type: ignore[attr-defined]
-        key = ctx.query
-        known = validated.get(key)
+        store: Validated = ctx.schema.validated  # type: ignore[attr-defined]
+        known = known_errors(store, ctx.query)
         if known is not None:
-            ctx.pre_execution_errors = list(known)
+            ctx.pre_execution_errors = known  # Strawberry validates no more
             yield
             return
         yield
         if ctx.pre_execution_errors is not None:
-            validated.put(key, list(ctx.pre_execution_errors))
+            keep_errors(store, ctx.query, ctx.pre_execution_errors)

@@ -256,17 +256,47 @@ def too_complex(limit: str, maximum: int, value: int, what: str = "This query") 
     return limit_reached(message, limit=limit, maximum=maximum, requested=value)
 
 
+def admit(
+    limits: Limits,
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    context: Any,
+) -> tuple[list[GraphQLError], int | None]:
+    """The refusals of the operation Strawberry runs (``operation_name``, or the first):
+    a mutation from a read-only caller, each limit it goes past; with none, the cost
+    measured (None when there is no such operation: validation reports it)."""
+    operation = _operation(document, operation_name)
+    if operation is None:
+        return [], None
+    if context.read_only and operation.operation is OperationType.MUTATION:
+        forbidden = GraphQLError(
+            "This token may only read: mutations need a read-write token",
+            extensions={"code": ErrorCode.FORBIDDEN.value},
+        )
+        return [forbidden], None
+    measured = measure(schema, document, operation, _coerced(schema, operation, variables))
+    refusals = [too_complex(*over) for over in limits.exceeded(measured)]
+    return refusals, None if refusals else measured.cost
+
+
+def cost_report(cost: int, limits: Limits) -> dict[str, Any]:
+    """The ``extensions`` entry of an admitted operation's result."""
+    return {"cost": {"requestedNodes": cost, "budget": limits.cost}}
+
+
 class RequestLimits(SchemaExtension):
-    """Applies the schema's limits, refuses mutations to read-only callers, and reports
-    the cost it measured.
+    """Applies the schema's limits (``admit``) and reports the cost it measured.
 
     The checks run before validation, on every request: they depend on the
     variables and the caller, which a cached validation knows nothing of.
+    ``Schema.execute`` does the same itself; Strawberry runs this extension for
+    operations over WebSocket.
     """
 
     def __init__(self) -> None:
         self.cost: int | None = None
-        self.budget = 0
 
     @property
     def limits(self) -> Limits:
@@ -281,7 +311,14 @@ class RequestLimits(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
         if ctx.graphql_document is not None and ctx.pre_execution_errors is None:
-            errors = self._refusals(ctx.graphql_document)
+            errors, self.cost = admit(
+                self.limits,
+                ctx.schema._schema,
+                ctx.graphql_document,
+                ctx.operation_name,
+                ctx.variables,
+                ctx.context,
+            )
             if errors:
                 ctx.pre_execution_errors = errors
         yield
@@ -289,27 +326,7 @@ class RequestLimits(SchemaExtension):
     def get_results(self) -> dict[str, Any]:
         if self.cost is None or self.execution_context.pre_execution_errors:
             return {}
-        return {"cost": {"requestedNodes": self.cost, "budget": self.budget}}
-
-    def _refusals(self, document: DocumentNode) -> list[GraphQLError]:
-        ctx = self.execution_context
-        operation = _operation(document, ctx.operation_name)
-        if operation is None:
-            return []  # validation reports an unknown operation name
-        if ctx.context.read_only and operation.operation is OperationType.MUTATION:
-            return [
-                GraphQLError(
-                    "This token may only read: mutations need a read-write token",
-                    extensions={"code": ErrorCode.FORBIDDEN.value},
-                )
-            ]
-        limits = self.limits
-        schema = ctx.schema._schema
-        measured = measure(schema, document, operation, _coerced(schema, operation, ctx.variables))
-        refusals = [too_complex(*over) for over in limits.exceeded(measured)]
-        if not refusals:
-            self.cost, self.budget = measured.cost, limits.cost
-        return refusals
+        return cost_report(self.cost, self.limits)
 
 
 def _coerced(
