@@ -1,6 +1,6 @@
-"""The short way of a request (``pipeline.run``) answers exactly as Strawberry's own
-``Schema.execute`` with our extensions: every request here goes to both, and the
-status, the headers and the bytes must be the same."""
+"""The short ways of a request (the view's for HTTP, ``pipeline.run`` for execution) answer
+exactly as Strawberry's own view and ``Schema.execute`` with our extensions: every
+request here goes to both, and the status, the headers and the bytes must be the same."""
 
 from __future__ import annotations
 
@@ -265,6 +265,7 @@ async def test_an_exception_in_a_step_is_the_same_both_ways(
 
 def test_the_short_ways_are_on_where_the_libraries_allow(settings: Settings) -> None:
     assert compat.missing_for_pipeline() == []
+    assert compat.missing_for_view() == []
     assert build_schema(settings).lean
     assert build_schema(settings.model_copy(update={"env": "production"})).lean
 

@@ -114,6 +114,56 @@ def lean_pipeline() -> bool:
     return not missing
 
 
+#: What the view's short way for HTTP (``GraphQLView._http``) relies on, by where it lives.
+_VIEW_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "strawberry.http.parse_content_type:parse_content_type": ("content_type",),
+    "strawberry.http.base:BaseView._validate_batch_request": ("request_data", "protocol"),
+    "strawberry.http.base:BaseView.parse_query_params": ("params",),
+    "strawberry.http.base:BaseView.parse_json": ("data",),
+    "strawberry.http.async_base_view:AsyncBaseHTTPView._handle_errors": (
+        "errors",
+        "response_data",
+    ),
+    "strawberry.schema.exceptions:CannotGetOperationTypeError.as_http_error_reason": (),
+    "strawberry.schema.exceptions:InvalidOperationTypeError.as_http_error_reason": ("method",),
+    "strawberry.types.graphql:OperationType.from_http": ("method",),
+}
+_VIEW_NAMES = (
+    "strawberry.http.base:BaseView._stream_transport_map",
+    "strawberry.http.base:BaseView.multipart_uploads_enabled",
+    "strawberry.asgi:GraphQL.allow_queries_via_get",
+    "cross_web:HTTPException",
+)
+
+
+def missing_for_view() -> list[str]:
+    """What the view's short way for HTTP relies on that the installed versions lack."""
+    checks: dict[str, Callable[[], object]] = {
+        f"strawberry-graphql {PIPELINE_RELEASE}x": lambda: _version(
+            "strawberry-graphql"
+        ).startswith(PIPELINE_RELEASE),
+        **{
+            f"{path}({', '.join(parameters)})": partial(_takes_exactly, path, parameters)
+            for path, parameters in _VIEW_FUNCTIONS.items()
+        },
+        **{path: partial(_has, path) for path in _VIEW_NAMES},
+    }
+    return [name for name, check in checks.items() if not _holds(check)]
+
+
+def lean_view() -> bool:
+    """Whether the view's short way for HTTP can run; when not, after one warning."""
+    missing = missing_for_view()
+    if missing:
+        logger.warning(
+            "the short way for HTTP requests is off, strawberry's view runs every one: "
+            "strawberry-graphql %s lacks %s",
+            _version("strawberry-graphql"),
+            "; ".join(missing),
+        )
+    return not missing
+
+
 def missing_internals() -> list[str]:
     """The internals the compiled path relies on that the installed versions lack, each
     named by where it lives; empty when all are there."""
@@ -212,6 +262,17 @@ def _probe() -> tuple[dict[str, Any], Any]:
     schema = strawberry.Schema(query=Probe)._schema
     assert schema.query_type is not None
     return schema.query_type.fields, _lookup(CONTEXT).build(schema, parse("{ stored computed }"))
+
+
+def _has(path: str) -> bool:
+    """Something is at ``path``: for a class, on the class or a base (where a property
+    or a cached property is found, not only on instances)."""
+    module, _, attributes = path.partition(":")
+    owner_path, _, name = attributes.rpartition(".")
+    if not owner_path:
+        return hasattr(importlib.import_module(module), name)
+    owner = _lookup(f"{module}:{owner_path}")
+    return any(name in vars(klass) for klass in inspect.getmro(owner))
 
 
 def _takes_exactly(path: str, parameters: tuple[str, ...]) -> bool:

@@ -37,7 +37,9 @@ class Schema(strawberry.Schema):
 
     ``execute`` (a query or mutation over HTTP) runs ``pipeline.run``, which does what
     the extensions do without building them for every request; over WebSocket, or
-    with ``lean`` off (as tests compare), Strawberry runs the extensions themselves.
+    with ``lean`` off, Strawberry runs the extensions themselves. ``lean`` also turns
+    the view's short way for HTTP on or off: off, a request goes Strawberry's way
+    from the view on (as tests compare).
     """
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -48,7 +50,7 @@ class Schema(strawberry.Schema):
         self.suggestions = not settings.is_production
         #: Validation results of documents, by text (valid for this schema only).
         self.validated = DocumentCache.store()
-        #: Whether ``execute`` runs ``pipeline.run`` (else Strawberry's own pipeline).
+        #: Whether requests take the short ways (else Strawberry's own).
         self.lean = (
             not self.directives
             and not self.config.enable_experimental_incremental_execution
