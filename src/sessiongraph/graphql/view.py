@@ -46,7 +46,7 @@ from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
-from sessiongraph.guard import decoded_json, granted, operation_problem
+from sessiongraph.guard import body_read, decoded_json, granted, operation_problem
 from sessiongraph.lru import LRU
 
 T = TypeVar("T")
@@ -235,7 +235,8 @@ class GraphQLView(GraphQL[Context, None]):
         query or mutation (tests compare the two); anything else is left to ``run``."""
         method: HTTPMethod
         if request.method == "POST" and "application/json" in self._media_type(request):
-            method, data = "POST", self.parse_json(await request.body())
+            body = body_read(request.scope)
+            method, data = "POST", self.parse_json(await request.body() if body is None else body)
         elif request.method == "GET" and not self.should_render_graphql_ide(request):
             method, data = "GET", self.parse_query_params(request.query_params)
         else:
