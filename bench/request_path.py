@@ -1,7 +1,7 @@
 """The fixed cost of a request: what sessiongraph spends around a query that costs nothing.
 
-    .venv/bin/python bench/request_path.py [--tree SRC ...] [--http] [--rounds 9]
-        [--requests 300] [--profile FILE]
+    .venv/bin/python bench/request_path.py [--tree SRC ...] [--http] [--floor]
+        [--rounds 9] [--requests 300] [--only NAME] [--profile FILE]
 
 Seeds a small SQLite database, then sends the same cached request over and over to
 sessiongraph's ASGI app, built as ``serve`` builds it, each query's answer checked
@@ -23,6 +23,9 @@ rounds, and the ratio to the first tree.
 With ``--http`` each tree is served by ``sessiongraph serve`` (uvicorn, ports from
 18200) and a minimal keep-alive client alternates one request to each server; printed:
 the median latency, and the server's CPU time per request (from /proc).
+
+``--floor`` adds the floor: Starlette alone, one route that decodes the body and
+answers a constant (on uvicorn with ``serve``'s HTTP protocol, with ``--http``).
 
 ``--profile FILE`` profiles (cProfile) the in-process requests of this interpreter's
 tree instead, writes the statistics to FILE and prints the functions that cost most.
@@ -72,6 +75,8 @@ REGISTER = json.dumps(
 ).encode()
 
 FIRST_PORT = 18200
+#: The sources of this checkout (what the floor imports).
+_SOURCES = Path(__file__).resolve().parent.parent / "src"
 
 
 # -- one request through the ASGI app, in-process ----------------------------------------
@@ -166,10 +171,8 @@ async def _app(database_url: str) -> tuple[Any, Any]:
     return InProcess(app, dict(state or {})), lifespan
 
 
-async def _floor_app() -> tuple[Any, Any]:
+def floor_app() -> Any:
     """The floor: Starlette alone, one route that decodes the body and answers a constant."""
-    from contextlib import AsyncExitStack
-
     import orjson
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -184,10 +187,29 @@ async def _floor_app() -> tuple[Any, Any]:
             orjson.loads(body)
         return Response(answer, media_type="application/json")
 
-    app = Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"])])
+    return Starlette(routes=[Route("/graphql", endpoint, methods=["GET", "POST"])])
+
+
+async def _floor_app() -> tuple[Any, Any]:
+    from contextlib import AsyncExitStack
+
+    app = floor_app()
     gc.collect()
     gc.freeze()
     return InProcess(app, {}), AsyncExitStack()
+
+
+def serve_floor(port: int) -> None:
+    """The floor on uvicorn, with the HTTP protocol `serve` runs."""
+    import uvicorn
+
+    uvicorn.run(
+        floor_app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        http="sessiongraph.serving:NoDelayH11Protocol",
+    )
 
 
 async def worker(database_url: str, floor: bool) -> None:
@@ -257,7 +279,7 @@ class Worker:
         floor = ["--floor"] if tree is None else []
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", "--database-url", database_url, *floor],
-            env=_env(tree or Path(__file__).resolve().parent.parent / "src"),
+            env=_env(tree or _SOURCES),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -366,14 +388,19 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def over_http(trees: list[Path], database_url: str, scratch: Path, requests: int) -> None:
+def over_http(trees: list[Path | None], database_url: str, scratch: Path, requests: int) -> None:
     servers = []
     for index, tree in enumerate(trees):
-        args = [sys.executable, "-m", "sessiongraph", "serve", "--port", str(FIRST_PORT + index),
+        port = str(FIRST_PORT + index)
+        args = [sys.executable, "-m", "sessiongraph", "serve", "--port", port,
                 "--database-url", database_url, "--log-level", "warning"]  # fmt: skip
+        if tree is None:
+            args = [sys.executable, __file__, "--serve-floor", port]
         with (scratch / f"serve{index}.log").open("wb") as log:
             servers.append(
-                subprocess.Popen(args, env=_env(tree), stdout=log, stderr=subprocess.STDOUT)
+                subprocess.Popen(
+                    args, env=_env(tree or _SOURCES), stdout=log, stderr=subprocess.STDOUT
+                )
             )
     try:
         latencies, cpu = asyncio.run(_time_http([server.pid for server in servers], requests))
@@ -466,13 +493,17 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="cProfile the in-process requests")
     parser.add_argument("--only", action="append", choices=REQUESTS, help="these requests only")
     parser.add_argument(
-        "--floor", action="store_true", help="also time Starlette alone (in-process)"
+        "--floor", action="store_true", help="also time Starlette alone (the floor)"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         asyncio.run(worker(args.database_url, args.floor))
+        return
+    if args.serve_floor:
+        serve_floor(args.serve_floor)
         return
     for name in set(REQUESTS) - set(args.only or REQUESTS):
         del REQUESTS[name]
@@ -486,10 +517,10 @@ def main() -> None:
         asyncio.run(seed(url))
         if args.profile:
             asyncio.run(profile(url, args.requests, args.profile))
-        elif args.http:
-            over_http(trees, url, Path(scratch), args.requests * args.rounds)
+        every: list[Path | None] = [*trees, None] if args.floor else [*trees]
+        if args.http:
+            over_http(every, url, Path(scratch), args.requests * args.rounds)
         else:
-            every: list[Path | None] = [*trees, None] if args.floor else [*trees]
             in_process(every, url, args.rounds, args.requests)
 
 
