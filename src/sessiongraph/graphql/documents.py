@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 
 from sessiongraph.lru import LRU
@@ -31,6 +31,15 @@ def parsed(query: str, max_tokens: int | None) -> DocumentNode:
         document = parse(query, max_tokens=max_tokens)
         _parsed.put(key, document)
     return document
+
+
+def operation_to_run(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation Strawberry runs: the one named, or without a name the first (where
+    plain graphql-core would refuse a document of several)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if operations else None
+    return next((o for o in operations if o.name is not None and o.name.value == name), None)
 
 
 Validated = LRU[str, list[GraphQLError]]

@@ -36,6 +36,7 @@ from strawberry.extensions import SchemaExtension
 
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
+from sessiongraph.graphql.documents import operation_to_run
 from sessiongraph.graphql.errors import limit_reached
 from sessiongraph.graphql.fields import MAX_ITEMS
 from sessiongraph.graphql.plan import FieldPlan, OperationPlan, SelectionPlan, plan_operation
@@ -267,7 +268,7 @@ def admit(
     """The refusals of the operation Strawberry runs (``operation_name``, or the first):
     a mutation from a read-only caller, each limit it goes past; with none, the cost
     measured (None when there is no such operation: validation reports it)."""
-    operation = _operation(document, operation_name)
+    operation = operation_to_run(document, operation_name)
     if operation is None:
         return [], None
     if context.read_only and operation.operation is OperationType.MUTATION:
@@ -341,12 +342,3 @@ def _coerced(
     )
     coerced: Mapping[str, Any] = getattr(values, "coerced", None) or {}
     return coerced
-
-
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    """The operation Strawberry runs: the one named, or without a name the first (where
-    plain graphql-core would refuse a document of several)."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if operations else None
-    return next((o for o in operations if o.name is not None and o.name.value == name), None)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLError, OperationType, get_operation_ast
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -43,7 +43,7 @@ from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql import compat
 from sessiongraph.graphql.context import Context
-from sessiongraph.graphql.documents import parsed
+from sessiongraph.graphql.documents import operation_to_run, parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
 from sessiongraph.guard import body_read, decoded_json, granted, operation_problem
@@ -481,5 +481,5 @@ def _is_subscription(query: str, operation_name: str | None, max_tokens: int) ->
         document = parsed(query, max_tokens)  # the parse the execution will reuse
     except GraphQLError:
         return False  # Strawberry reports it
-    operation = get_operation_ast(document, operation_name)
+    operation = operation_to_run(document, operation_name)
     return operation is not None and operation.operation is OperationType.SUBSCRIPTION
