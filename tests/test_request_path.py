@@ -15,12 +15,14 @@ import httpx
 import pytest
 import strawberry
 from starlette.applications import Starlette
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import DisableIntrospection, MaskErrors
 
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings, token_digest
 from sessiongraph.graphql import compat
+from sessiongraph.graphql.documents import DocumentCache
 from sessiongraph.graphql.errors import ErrorShapes
+from sessiongraph.graphql.limits import RequestLimits
 from sessiongraph.graphql.schema import Schema, build_schema
 from tests.helpers import insert_session
 
@@ -270,14 +272,19 @@ def test_the_short_ways_are_on_where_the_libraries_allow(settings: Settings) -> 
     assert build_schema(settings.model_copy(update={"env": "production"})).lean
 
 
-def test_a_schema_with_another_extension_runs_strawberrys_pipeline(settings: Settings) -> None:
-    # The pipeline does what our extensions do, and nothing of any other.
+def test_a_schema_with_other_extensions_runs_strawberrys_pipeline(settings: Settings) -> None:
+    # The pipeline does what our extensions do, all of them, and nothing of any other.
     @strawberry.type
     class Query:
         answer: int = 42
 
-    assert Schema(settings, query=Query, extensions=[ErrorShapes]).lean
-    assert not Schema(settings, query=Query, extensions=[ErrorShapes, MaskErrors]).lean
+    ours = [RequestLimits, DocumentCache, ErrorShapes]
+
+    assert Schema(settings, query=Query, extensions=ours).lean
+    assert Schema(settings, query=Query, extensions=[*ours, DisableIntrospection]).lean
+    assert not Schema(settings, query=Query, extensions=[*ours, MaskErrors]).lean
+    assert not Schema(settings, query=Query, extensions=[ErrorShapes]).lean
+    assert not Schema(settings, query=Query, extensions=ours[::-1]).lean
 
 
 def test_a_missing_internal_turns_the_short_ways_off_with_a_warning(

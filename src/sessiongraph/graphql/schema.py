@@ -26,8 +26,9 @@ from sessiongraph.graphql.subscriptions import Subscription
 
 logger = logging.getLogger("sessiongraph.graphql")
 
-#: The extensions ``pipeline.run`` does the work of.
-_DONE_BY_PIPELINE = (RequestLimits, DocumentCache, ErrorShapes, DisableIntrospection)
+#: The extensions ``pipeline.run`` does the work of, in their order (and, in production,
+#: ``DisableIntrospection``, whose rule it validates with).
+_DONE_BY_PIPELINE = (RequestLimits, DocumentCache, ErrorShapes)
 
 
 class Schema(strawberry.Schema):
@@ -54,7 +55,8 @@ class Schema(strawberry.Schema):
         self.lean = (
             not self.directives
             and not self.config.enable_experimental_incremental_execution
-            and all(extension in _DONE_BY_PIPELINE for extension in self.extensions)
+            and tuple(e for e in self.extensions if e is not DisableIntrospection)
+            == _DONE_BY_PIPELINE
             and compat.lean_pipeline()
         )
         #: The rules documents are validated by: graphql-core's, then the one
