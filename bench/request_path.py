@@ -259,6 +259,20 @@ def _label(tree: Path | None) -> str:
     return f"{head}{'+' if dirty else ''} {tree}"
 
 
+def use_response_queries() -> None:
+    """Time bench/response.py's queries (large responses) instead of the trivial ones."""
+    from response import QUERIES
+
+    REQUESTS.clear()
+    for name, (query, variables) in QUERIES.items():
+        REQUESTS[name] = ("POST", "", json.dumps({"query": query, "variables": variables}).encode())
+    _WORKER_OPTIONS.append("--response-queries")
+
+
+#: Options the workers are started with (the driver's choice of requests).
+_WORKER_OPTIONS: list[str] = []
+
+
 async def seed(database_url: str) -> None:
     from sessiongraph.config import Settings
     from sessiongraph.db import migrate
@@ -268,7 +282,13 @@ async def seed(database_url: str) -> None:
     engine = create_engine(Settings(database_url=database_url))
     try:
         await migrate.upgrade(engine)
-        await seed_demo_data(engine, sessions=50)
+        if "--response-queries" in _WORKER_OPTIONS:
+            from response import seed_timeline
+
+            await seed_demo_data(engine)
+            await seed_timeline(engine)
+        else:
+            await seed_demo_data(engine, sessions=50)
     finally:
         await engine.dispose()
 
@@ -278,7 +298,15 @@ class Worker:
         """A worker for the app of the sources at ``tree``; for the floor, without one."""
         floor = ["--floor"] if tree is None else []
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--database-url", database_url, *floor],
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--database-url",
+                database_url,
+                *floor,
+                *_WORKER_OPTIONS,
+            ],
             env=_env(tree or _SOURCES),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -327,8 +355,8 @@ def in_process(trees: list[Path | None], database_url: str, rounds: int, request
 def _table(trees: list[Path | None], medians: dict[tuple[int, str], list[float]]) -> None:
     for index, tree in enumerate(trees):
         print(f"  [{index}] {_label(tree)}")
-    header = f"{'request':<14}" + "".join(
-        f"{f'[{i}]':>22}" + (f"{'/[0]':>7}" if i else "") for i in range(len(trees))
+    header = f"{'request':<16}" + "".join(
+        f"{f'[{i}]':>26}" + (f"{'/[0]':>7}" if i else "") for i in range(len(trees))
     )
     print(header)
     for name in REQUESTS:
@@ -338,8 +366,8 @@ def _table(trees: list[Path | None], medians: dict[tuple[int, str], list[float]]
             values = medians[(index, name)]
             median = statistics.median(values)
             cell = f"{median:8.1f} ({min(values):.0f}-{max(values):.0f})"
-            cells.append(f"{cell:>22}" + (f"{median / first:>7.2f}" if index else ""))
-        print(f"{name:<14}" + "".join(cells))
+            cells.append(f"{cell:>26}" + (f"{median / first:>7.2f}" if index else ""))
+        print(f"{name:<16}" + "".join(cells))
 
 
 # -- over HTTP: `sessiongraph serve` and a keep-alive client ------------------------------
@@ -491,14 +519,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--requests", type=int, default=300, help="per round (in-process)")
     parser.add_argument("--profile", type=Path, help="cProfile the in-process requests")
-    parser.add_argument("--only", action="append", choices=REQUESTS, help="these requests only")
+    parser.add_argument("--only", action="append", help="these requests only (by name)")
     parser.add_argument(
         "--floor", action="store_true", help="also time Starlette alone (the floor)"
+    )
+    parser.add_argument(
+        "--response-queries",
+        action="store_true",
+        help="bench/response.py's queries (dashboard, timeline, BFF) on its demo data instead",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.response_queries:
+        use_response_queries()
     if args.worker:
         asyncio.run(worker(args.database_url, args.floor))
         return
