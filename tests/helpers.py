@@ -23,9 +23,9 @@ T0 = datetime(2026, 4, 18, 8, 0, tzinfo=UTC)
 class GraphQLClient:
     """POSTs a query to /graphql; fails on errors unless the test expects them.
 
-    Given a ``plain`` client (the same app with the compiled execution path off), every
-    query (not mutations: they write) is sent there too, and the two responses must be
-    byte for byte the same.
+    Given a ``plain`` client (the same app without its fast paths: plain graphql-core
+    execution, strawberry's own request pipeline), every query (not mutations: they
+    write) is sent there too, and the two responses must be byte for byte the same.
     """
 
     def __init__(self, http: httpx.AsyncClient, plain: httpx.AsyncClient | None = None) -> None:
@@ -39,7 +39,7 @@ class GraphQLClient:
         if self.plain is not None and not _writes(query):
             plain = await self.plain.post("/graphql", json=request)
             assert plain.content == response.content, (
-                f"compiled and plain execution differ\n{response.text}\n{plain.text}"
+                f"the fast and the plain paths differ\n{response.text}\n{plain.text}"
             )
         body: dict[str, Any] = response.json()
         return body

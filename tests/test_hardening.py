@@ -248,6 +248,37 @@ async def test_the_request_time_limit_holds_over_websocket(
     assert done == {"id": sub, "type": "complete"}
 
 
+async def test_a_subscription_run_as_the_first_of_several_operations_runs_on(
+    app: Starlette, settings: Settings
+) -> None:
+    # Given a document of several operations, the first a subscription, sent without an
+    # operationName: Strawberry runs the first, so it is a subscription, not held to
+    # the time limit of queries.
+    document = (
+        'subscription Live { sessionUpdated(id: "s-1") { id status } } query Other { __typename }'
+    )
+    start = (
+        'mutation { startSession(input: {id: "s-1", startedAt: "2026-04-18T08:00:00Z"}) { id } }'
+    )
+    async with (
+        _live(settings, request_timeout_seconds=0.3) as url,
+        WSClient.open(url) as client,
+    ):
+        sub = await client.subscribe(document)
+        await client.nothing(within=0.6)  # past the limit, and no time-out error
+        mutation = await client.subscribe(start)
+        # the mutation's result and end, and the event, in whichever order they come
+        messages = [await client.receive() for _ in range(3)]
+
+    assert {(m["id"], m["type"]) for m in messages} == {
+        (mutation, "next"),
+        (mutation, "complete"),
+        (sub, "next"),
+    }
+    [event] = [m["payload"]["data"] for m in messages if m["id"] == sub]
+    assert event == {"sessionUpdated": {"id": "s-1", "status": "RUNNING"}}
+
+
 async def test_a_fragment_bomb_inside_operations_is_answered(
     gql: GraphQLClient, engine: AsyncEngine
 ) -> None:

@@ -23,6 +23,8 @@ from sessiongraph.graphql.errors import limit_reached
 
 #: The ASGI scope key the granted ``Access`` travels under.
 ACCESS_KEY = "sessiongraph.access"
+#: The ASGI scope key the body read travels under (the view need not read it again).
+BODY_KEY = "sessiongraph.body"
 
 #: The JSON texts the guard decoded for the request it is passing on (the body, a GET's
 #: ``variables`` and ``extensions``), each with its value, so the view does not decode
@@ -88,6 +90,7 @@ class RequestGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        scope[BODY_KEY] = body
         token = _decoded.set(decoded)
         try:
             await self.app(scope, _replay(body, receive), send)
@@ -233,6 +236,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def body_read(scope: Scope) -> bytes | None:
+    """The body of the request, as the guard read it; nothing when it did not."""
+    body: bytes | None = scope.get(BODY_KEY)
+    return body
 
 
 def granted(scope: Scope) -> Access | None:

@@ -1,10 +1,12 @@
-"""Whether the library internals the compiled path (``execution.py``) relies on are there.
+"""Whether the library internals our fast paths rely on are there.
 
-The compiled path subclasses strawberry's execution context and overrides graphql-core
-methods that are not public API. pyproject.toml bounds both libraries to tested
-versions, but a release inside the bounds (or an install that ignores them) may still
-move one. Rather than fail requests, the schema then runs on plain execution, and one
-warning at start-up names what is missing.
+The compiled path (``execution.py``) subclasses strawberry's execution context and
+overrides graphql-core methods that are not public API. The lean pipeline
+(``pipeline.py``) does what strawberry's ``Schema.execute`` does, with the functions
+strawberry itself calls. pyproject.toml bounds both libraries to tested versions, but
+a release inside the bounds (or an install that ignores them) may still move one.
+Rather than fail requests, the schema then runs on plain execution, or strawberry's
+own pipeline, and one warning at start-up names what is missing.
 """
 
 from __future__ import annotations
@@ -54,6 +56,112 @@ _CONTEXT_ATTRIBUTES = (
     "variable_values.coerced",
     "_relevant_sub_fields",
 )
+
+
+#: What the lean pipeline calls of strawberry and graphql-core, with the parameters it
+#: passes (after the first, for a method).
+_PIPELINE_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "strawberry.schema.schema:validate_document": ("schema", "document", "validation_rules"),
+    "strawberry.utils.operation:get_operation_type": ("graphql_document", "operation_name"),
+    "strawberry.utils.operation:get_first_operation": ("graphql_document",),
+    "strawberry.schema.base:BaseSchema._process_errors": ("errors", "execution_context"),
+    "strawberry.execution:optimized_is_awaitable": ("value",),
+}
+#: The release whose ``Schema.execute`` the lean pipeline does the work of.
+PIPELINE_RELEASE = "0.341."
+_PIPELINE_NAMES = (
+    "strawberry.types.execution:PreExecutionError",
+    "strawberry.schema.exceptions:CannotGetOperationTypeError",
+    "strawberry.schema.exceptions:InvalidOperationTypeError",
+    "strawberry.extensions:AddValidationRules",
+)
+
+
+def missing_for_pipeline() -> list[str]:
+    """What the lean pipeline relies on that the installed versions lack; empty when
+    all is there."""
+    checks: dict[str, Callable[[], object]] = {
+        f"strawberry-graphql {PIPELINE_RELEASE}x": lambda: _version(
+            "strawberry-graphql"
+        ).startswith(PIPELINE_RELEASE),
+        **{
+            f"{path}({', '.join(parameters)})": partial(_takes_exactly, path, parameters)
+            for path, parameters in _PIPELINE_FUNCTIONS.items()
+        },
+        **{path: partial(_lookup, path) for path in _PIPELINE_NAMES},
+        "graphql:execute(..., executor_class, is_awaitable, **custom_context_args)": (
+            _execute_takes_what_the_pipeline_passes
+        ),
+        "strawberry.extensions:DisableIntrospection().validation_rules": lambda: (
+            _lookup("strawberry.extensions:DisableIntrospection")().validation_rules
+        ),
+        f"{CONTEXT}(operation_extensions=...)": _context_keeps_operation_extensions,
+    }
+    return [name for name, check in checks.items() if not _holds(check)]
+
+
+def lean_pipeline() -> bool:
+    """Whether the lean pipeline can run; when not, after one warning naming why."""
+    missing = missing_for_pipeline()
+    if missing:
+        logger.warning(
+            "the lean request pipeline is off, strawberry runs its own: "
+            "graphql-core %s and strawberry-graphql %s lack %s",
+            _version("graphql-core"),
+            _version("strawberry-graphql"),
+            "; ".join(missing),
+        )
+    return not missing
+
+
+#: What the view's short way for HTTP (``GraphQLView._http``) relies on, by where it lives.
+_VIEW_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "strawberry.http.parse_content_type:parse_content_type": ("content_type",),
+    "strawberry.http.base:BaseView._validate_batch_request": ("request_data", "protocol"),
+    "strawberry.http.base:BaseView.parse_query_params": ("params",),
+    "strawberry.http.base:BaseView.parse_json": ("data",),
+    "strawberry.http.async_base_view:AsyncBaseHTTPView._handle_errors": (
+        "errors",
+        "response_data",
+    ),
+    "strawberry.schema.exceptions:CannotGetOperationTypeError.as_http_error_reason": (),
+    "strawberry.schema.exceptions:InvalidOperationTypeError.as_http_error_reason": ("method",),
+    "strawberry.types.graphql:OperationType.from_http": ("method",),
+}
+_VIEW_NAMES = (
+    "strawberry.http.base:BaseView._stream_transport_map",
+    "strawberry.http.base:BaseView.multipart_uploads_enabled",
+    "strawberry.asgi:GraphQL.allow_queries_via_get",
+    "cross_web:HTTPException",
+)
+
+
+def missing_for_view() -> list[str]:
+    """What the view's short way for HTTP relies on that the installed versions lack."""
+    checks: dict[str, Callable[[], object]] = {
+        f"strawberry-graphql {PIPELINE_RELEASE}x": lambda: _version(
+            "strawberry-graphql"
+        ).startswith(PIPELINE_RELEASE),
+        **{
+            f"{path}({', '.join(parameters)})": partial(_takes_exactly, path, parameters)
+            for path, parameters in _VIEW_FUNCTIONS.items()
+        },
+        **{path: partial(_has, path) for path in _VIEW_NAMES},
+    }
+    return [name for name, check in checks.items() if not _holds(check)]
+
+
+def lean_view() -> bool:
+    """Whether the view's short way for HTTP can run; when not, after one warning."""
+    missing = missing_for_view()
+    if missing:
+        logger.warning(
+            "the short way for HTTP requests is off, strawberry's view runs every one: "
+            "strawberry-graphql %s lacks %s",
+            _version("strawberry-graphql"),
+            "; ".join(missing),
+        )
+    return not missing
 
 
 def missing_internals() -> list[str]:
@@ -154,6 +262,45 @@ def _probe() -> tuple[dict[str, Any], Any]:
     schema = strawberry.Schema(query=Probe)._schema
     assert schema.query_type is not None
     return schema.query_type.fields, _lookup(CONTEXT).build(schema, parse("{ stored computed }"))
+
+
+def _has(path: str) -> bool:
+    """Something is at ``path``: for a class, on the class or a base (where a property
+    or a cached property is found, not only on instances)."""
+    module, _, attributes = path.partition(":")
+    owner_path, _, name = attributes.rpartition(".")
+    if not owner_path:
+        return hasattr(importlib.import_module(module), name)
+    owner = _lookup(f"{module}:{owner_path}")
+    return any(name in vars(klass) for klass in inspect.getmro(owner))
+
+
+def _takes_exactly(path: str, parameters: tuple[str, ...]) -> bool:
+    """The function at ``path`` takes these parameters (after ``self`` for a method)."""
+    found = tuple(inspect.signature(_lookup(path)).parameters)
+    return found in (parameters, ("self", *parameters))
+
+
+def _execute_takes_what_the_pipeline_passes() -> bool:
+    parameters = inspect.signature(_lookup("graphql:execute")).parameters
+    passed = ("root_value", "variable_values", "operation_name", "context_value")
+    return all(name in parameters for name in (*passed, "executor_class", "is_awaitable")) and any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def _context_keeps_operation_extensions() -> bool:
+    import strawberry
+    from graphql import parse
+
+    @strawberry.type
+    class Probe:
+        stored: str
+
+    schema = strawberry.Schema(query=Probe)._schema
+    extensions = {"probe": True}
+    context = _lookup(CONTEXT).build(schema, parse("{ stored }"), operation_extensions=extensions)
+    return bool(context.operation_extensions is extensions)
 
 
 def _holds(check: Callable[[], object]) -> bool:

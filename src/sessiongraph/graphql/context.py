@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 import strawberry
@@ -31,10 +31,11 @@ class Context:
     settings: Settings
     cursors: CursorCodec
     events: Broker
-    loaders: Loaders
     caller: Caller
     #: The compiled path executes this operation with its plan (see execution.py).
     compiled: bool = False
+    #: Made when first read: most requests of a few fields load nothing.
+    _loaders: Loaders | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -46,13 +47,15 @@ class Context:
         access: Access | None,
     ) -> Context:
         return cls(
-            engine=engine,
-            settings=settings,
-            cursors=cursors,
-            events=events,
-            loaders=Loaders(engine),
-            caller=Caller(access),
+            engine=engine, settings=settings, cursors=cursors, events=events, caller=Caller(access)
         )
+
+    @property
+    def loaders(self) -> Loaders:
+        """The loaders of this operation (its own caches)."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.engine)
+        return self._loaders
 
     @property
     def read_only(self) -> bool:
@@ -69,11 +72,11 @@ class Context:
 
     def fork(self) -> Context:
         """A context for another operation on the same connection: nothing cached is shared."""
-        return replace(self, loaders=Loaders(self.engine), compiled=False)
+        return replace(self, _loaders=None, compiled=False)
 
     def renew_loaders(self) -> None:
         """Forget what the loaders have cached: a subscription's next event reads afresh."""
-        self.loaders = Loaders(self.engine)
+        self._loaders = None
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

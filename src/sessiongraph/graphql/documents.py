@@ -5,15 +5,15 @@ costs as much as a small response. Both caches are bounded (least recently used 
 first) and keyed by everything that changes the outcome: the text and the token
 limit for parsing; validation is kept per schema, whose rules decide it. The
 limits that depend on variables or on the caller are checked on every request
-(``RequestLimits``).
+(``limits.admit``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 
 from sessiongraph.lru import LRU
@@ -33,12 +33,46 @@ def parsed(query: str, max_tokens: int | None) -> DocumentNode:
     return document
 
 
+def operation_to_run(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation Strawberry runs: the one named, or without a name the first (where
+    plain graphql-core would refuse a document of several)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if operations else None
+    return next((o for o in operations if o.name is not None and o.name.value == name), None)
+
+
+Validated = LRU[str, list[GraphQLError]]
+
+
+def known_errors(store: Validated, query: str) -> list[GraphQLError] | None:
+    """What validation said of ``query``, if ``store`` (the schema's) keeps it; the list
+    is the caller's own."""
+    known = store.get(query)
+    return None if known is None else list(known)
+
+
+def keep_errors(store: Validated, query: str, errors: list[GraphQLError]) -> None:
+    store.put(query, list(errors))
+
+
+def validation(
+    store: Validated, query: str, validate: Callable[[], list[GraphQLError]]
+) -> list[GraphQLError]:
+    """What validation says of ``query``: kept, or ``validate``d now and kept."""
+    errors = known_errors(store, query)
+    if errors is None:
+        errors = validate()
+        keep_errors(store, query, errors)
+    return errors
+
+
 class DocumentCache(SchemaExtension):
     """Parses through the shared parse cache, and validates through the schema's own
     cache (``store``): what validation says depends on the schema and its rules."""
 
     @staticmethod
-    def store() -> LRU[str, list[GraphQLError]]:
+    def store() -> Validated:
         return LRU(CACHE_SIZE)
 
     def on_parse(self) -> Iterator[None]:
@@ -56,13 +90,12 @@ class DocumentCache(SchemaExtension):
         if ctx.pre_execution_errors is not None or ctx.query is None:
             yield  # refused already (a limit), or nothing to key on
             return
-        validated: LRU[str, list[GraphQLError]] = ctx.schema.validated  # type: ignore[attr-defined]
-        key = ctx.query
-        known = validated.get(key)
+        store: Validated = ctx.schema.validated  # type: ignore[attr-defined]
+        known = known_errors(store, ctx.query)
         if known is not None:
-            ctx.pre_execution_errors = list(known)
+            ctx.pre_execution_errors = known  # Strawberry validates no more
             yield
             return
         yield
         if ctx.pre_execution_errors is not None:
-            validated.put(key, list(ctx.pre_execution_errors))
+            keep_errors(store, ctx.query, ctx.pre_execution_errors)

@@ -11,6 +11,7 @@ the operation's plan (``plan.py``): what execution would collect, fragments and
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from strawberry.extensions import SchemaExtension
 
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
+from sessiongraph.graphql.documents import operation_to_run
 from sessiongraph.graphql.errors import limit_reached
 from sessiongraph.graphql.fields import MAX_ITEMS
 from sessiongraph.graphql.plan import FieldPlan, OperationPlan, SelectionPlan, plan_operation
@@ -61,16 +63,40 @@ def measure(
     """What ``operation`` of ``document`` asks for (aliases and directives: the whole
     document). ``variables`` are the coerced values, defaults applied."""
     result = Measure()
-    counter = _Counter()
-    visit(document, counter)
-    result.aliases, result.directives = counter.aliases, counter.directives
-    plan = plan_operation(schema, operation, fragments_of(document), variables)
+    facts = _facts(document)
+    result.aliases, result.directives = facts.aliases, facts.directives
+    plan = plan_operation(schema, operation, facts.fragments, variables)
     result.depth, result.cost = _cost(plan, variables)
     return result
 
 
 def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the limits read of a whole document, the same on every request."""
+
+    aliases: int
+    directives: int
+    fragments: dict[str, FragmentDefinitionNode]
+
+
+#: The facts of documents in use, by id(document): an entry goes with its document
+#: (the parse cache keeps the documents of repeated queries).
+_known: dict[int, _Facts] = {}
+
+
+def _facts(document: DocumentNode) -> _Facts:
+    facts = _known.get(id(document))
+    if facts is None:
+        counter = _Counter()
+        visit(document, counter)
+        facts = _Facts(counter.aliases, counter.directives, fragments_of(document))
+        _known[id(document)] = facts
+        weakref.finalize(document, _known.pop, id(document), None)
+    return facts
 
 
 class _Counter(Visitor):
@@ -87,10 +113,22 @@ class _Counter(Visitor):
         self.directives += 1
 
 
+#: Keys of what the limits keep with a plan (``memo``): an operation's depth and cost
+#: without variables, and a field's page size, or how to read it.
+_COST = "limits.cost"
+_SIZE = "limits.size"
+
+
 def _cost(plan: OperationPlan, variables: Mapping[str, Any]) -> tuple[int, int]:
     if plan.root is None:
         return 0, 0
-    return _Cost(variables).selection(plan.root, at_root=True)
+    if variables:
+        return _Cost(variables).selection(plan.root, at_root=True)
+    # Without variables, the same plan always measures the same: measured once.
+    known: tuple[int, int] | None = plan.root.memo.get(_COST)
+    if known is None:
+        known = plan.root.memo[_COST] = _Cost(variables).selection(plan.root, at_root=True)
+    return known
 
 
 @dataclass
@@ -133,15 +171,31 @@ class _Cost:
     def _size(self, field: FieldPlan) -> int:
         """How many nodes the field can return: ``first`` of a connection, the declared
         bound of a list; 0 for anything else."""
-        assert field.definition is not None
-        named = get_named_type(field.definition.type)
-        if is_connection(named) and "first" in field.definition.args:
-            default = field.definition.args["first"].default_value
-            return _count(field.argument("first", self.variables), default)
-        bound = field.metadata.get(MAX_ITEMS)
-        if isinstance(bound, int) and _is_list(field.definition.type):
-            return bound
-        return 0
+        size = field.memo.get(_SIZE)
+        if size is None:
+            size = field.memo[_SIZE] = _size_of(field)
+        if isinstance(size, _First):
+            return _count(field.argument("first", self.variables), size.default)
+        return int(size)
+
+
+@dataclass(frozen=True, slots=True)
+class _First:
+    """The size of a connection: its ``first`` argument (or this default)."""
+
+    default: Any
+
+
+def _size_of(field: FieldPlan) -> int | _First:
+    """What the size of ``field`` depends on: its ``first`` argument, or nothing."""
+    assert field.definition is not None
+    named = get_named_type(field.definition.type)
+    if is_connection(named) and "first" in field.definition.args:
+        return _First(field.definition.args["first"].default_value)
+    bound = field.metadata.get(MAX_ITEMS)
+    if isinstance(bound, int) and _is_list(field.definition.type):
+        return bound
+    return 0
 
 
 def _count(value: Any, default: Any) -> int:
@@ -203,17 +257,47 @@ def too_complex(limit: str, maximum: int, value: int, what: str = "This query") 
     return limit_reached(message, limit=limit, maximum=maximum, requested=value)
 
 
+def admit(
+    limits: Limits,
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    context: Any,
+) -> tuple[list[GraphQLError], int | None]:
+    """The refusals of the operation Strawberry runs (``operation_name``, or the first):
+    a mutation from a read-only caller, each limit it goes past; with none, the cost
+    measured (None when there is no such operation: validation reports it)."""
+    operation = operation_to_run(document, operation_name)
+    if operation is None:
+        return [], None
+    if context.read_only and operation.operation is OperationType.MUTATION:
+        forbidden = GraphQLError(
+            "This token may only read: mutations need a read-write token",
+            extensions={"code": ErrorCode.FORBIDDEN.value},
+        )
+        return [forbidden], None
+    measured = measure(schema, document, operation, _coerced(schema, operation, variables))
+    refusals = [too_complex(*over) for over in limits.exceeded(measured)]
+    return refusals, None if refusals else measured.cost
+
+
+def cost_report(cost: int, limits: Limits) -> dict[str, Any]:
+    """The ``extensions`` entry of an admitted operation's result."""
+    return {"cost": {"requestedNodes": cost, "budget": limits.cost}}
+
+
 class RequestLimits(SchemaExtension):
-    """Applies the schema's limits, refuses mutations to read-only callers, and reports
-    the cost it measured.
+    """Applies the schema's limits (``admit``) and reports the cost it measured.
 
     The checks run before validation, on every request: they depend on the
     variables and the caller, which a cached validation knows nothing of.
+    ``Schema.execute`` does the same itself; Strawberry runs this extension for
+    operations over WebSocket.
     """
 
     def __init__(self) -> None:
         self.cost: int | None = None
-        self.budget = 0
 
     @property
     def limits(self) -> Limits:
@@ -228,7 +312,14 @@ class RequestLimits(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
         if ctx.graphql_document is not None and ctx.pre_execution_errors is None:
-            errors = self._refusals(ctx.graphql_document)
+            errors, self.cost = admit(
+                self.limits,
+                ctx.schema._schema,
+                ctx.graphql_document,
+                ctx.operation_name,
+                ctx.variables,
+                ctx.context,
+            )
             if errors:
                 ctx.pre_execution_errors = errors
         yield
@@ -236,27 +327,7 @@ class RequestLimits(SchemaExtension):
     def get_results(self) -> dict[str, Any]:
         if self.cost is None or self.execution_context.pre_execution_errors:
             return {}
-        return {"cost": {"requestedNodes": self.cost, "budget": self.budget}}
-
-    def _refusals(self, document: DocumentNode) -> list[GraphQLError]:
-        ctx = self.execution_context
-        operation = _operation(document, ctx.operation_name)
-        if operation is None:
-            return []  # validation reports an unknown operation name
-        if ctx.context.read_only and operation.operation is OperationType.MUTATION:
-            return [
-                GraphQLError(
-                    "This token may only read: mutations need a read-write token",
-                    extensions={"code": ErrorCode.FORBIDDEN.value},
-                )
-            ]
-        limits = self.limits
-        schema = ctx.schema._schema
-        measured = measure(schema, document, operation, _coerced(schema, operation, ctx.variables))
-        refusals = [too_complex(*over) for over in limits.exceeded(measured)]
-        if not refusals:
-            self.cost, self.budget = measured.cost, limits.cost
-        return refusals
+        return cost_report(self.cost, self.limits)
 
 
 def _coerced(
@@ -264,17 +335,10 @@ def _coerced(
 ) -> Mapping[str, Any]:
     """The variables as execution will see them: coerced (``1000.0`` is 1000), with their
     defaults; none when they do not coerce (execution then refuses the request)."""
+    if not operation.variable_definitions:
+        return {}  # what coercion gives: values of undeclared variables are not read
     values = get_variable_values(
-        schema, operation.variable_definitions or (), dict(inputs or {}), max_errors=1
+        schema, operation.variable_definitions, dict(inputs or {}), max_errors=1
     )
     coerced: Mapping[str, Any] = getattr(values, "coerced", None) or {}
     return coerced
-
-
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    """The operation Strawberry runs: the one named, or without a name the first (where
-    plain graphql-core would refuse a document of several)."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if operations else None
-    return next((o for o in operations if o.name is not None and o.name.value == name), None)

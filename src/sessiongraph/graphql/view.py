@@ -6,20 +6,24 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from graphql import GraphQLError, OperationType, get_operation_ast
+from cross_web import HTTPException
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.types import HTTPMethod
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -31,16 +35,21 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import SubscriptionExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from sessiongraph.auth import Access, Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
+from sessiongraph.graphql import compat
 from sessiongraph.graphql.context import Context
-from sessiongraph.graphql.documents import parsed
+from sessiongraph.graphql.documents import operation_to_run, parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
-from sessiongraph.guard import decoded_json, granted, operation_problem
+from sessiongraph.guard import body_read, decoded_json, granted, operation_problem
+from sessiongraph.lru import LRU
+
+T = TypeVar("T")
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -154,7 +163,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 class GraphQLView(GraphQL[Context, None]):
     """Adds the per-request context, persisted queries, the request time limit and
-    WebSocket authentication, and gives every error an ``extensions.code``."""
+    WebSocket authentication, and gives every error an ``extensions.code``.
+
+    A query or mutation over HTTP (a JSON POST, or a GET) takes a short way through
+    the view (``_http``), doing what Strawberry's ``run`` does for it without its
+    request adapter, sub-response and content-type parsing on every request; anything
+    else (GraphiQL, other methods and content types, WebSocket), or every request
+    with ``lean`` off, goes through ``run``.
+    """
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
@@ -181,6 +197,165 @@ class GraphQLView(GraphQL[Context, None]):
         self._context_factory = context_factory
         self._authenticator = authenticator
         self.persisted = persisted
+        # What ``run`` would do differently (streaming transports, uploads, no queries by
+        # GET) is off here, and what ``_http`` relies on is there.
+        self._short_way = (
+            self.allow_queries_via_get
+            and not self.multipart_uploads_enabled
+            and not self._stream_transport_map
+            and compat.lean_view()
+        )
+        #: Content-Type header -> its media type, as Strawberry parses it.
+        self._media_types: LRU[str, str] = LRU(64)
+        if self._short_way:
+            from strawberry.http.parse_content_type import parse_content_type
+
+            self._parse_content_type = parse_content_type
+
+    @property
+    def lean(self) -> bool:
+        """Whether HTTP operations take the short way (``_http``): where the view allows
+        it and the schema's ``lean`` is on (which turns both short ways on or off)."""
+        return self._short_way and getattr(self.schema, "lean", False) is True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.lean:
+            await super().__call__(scope, receive, send)
+            return
+        # strawberry.asgi.GraphQL.__call__, with ``_http`` for ``run``
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self._http(request)
+        except HTTPException as error:
+            response = PlainTextResponse(error.reason, status_code=error.status_code)
+        await response(scope, receive, send)
+
+    async def _http(self, request: Request) -> Response:
+        """What ``run`` (strawberry 0.341) answers to an HTTP request, step by step for a
+        query or mutation (tests compare the two); anything else is left to ``run``."""
+        method: HTTPMethod
+        if request.method == "POST" and "application/json" in self._media_type(request):
+            body = body_read(request.scope)
+            method, data = "POST", self.parse_json(await request.body() if body is None else body)
+        elif request.method == "GET" and not self.should_render_graphql_ide(request):
+            method, data = "GET", self.parse_query_params(request.query_params)
+        else:
+            return await self.run(request)
+        operations = self._operations(data)
+        context = self._context_factory(granted(request.scope))
+        result = await self._within_limit(self._execute_all(method, context, operations))
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]
+        if isinstance(result, list):
+            response_data = []
+            for one in result:
+                processed = self._processed(one)
+                if one.errors:
+                    self._handle_errors(one.errors, processed)
+                response_data.append(processed)
+        else:
+            response_data = self._processed(result)
+            if result.errors:
+                self._handle_errors(result.errors, response_data)
+        return _json_response(response_data)
+
+    def _media_type(self, request: Request) -> str:
+        header = request.headers.get("content-type") or ""
+        media_type = self._media_types.get(header)
+        if media_type is None:
+            media_type, _ = self._parse_content_type(header)
+            self._media_types.put(header, media_type)
+        return media_type
+
+    def _operations(self, data: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """The operations of a decoded body or query string, with the checks and the
+        refusals of Strawberry's ``parse_http_body``."""
+        if isinstance(data, list):
+            self._validate_batch_request(data, protocol="http")
+            return [
+                GraphQLRequestData(
+                    query=item.get("query"),
+                    variables=item.get("variables"),
+                    operation_name=item.get("operationName"),
+                    extensions=item.get("extensions"),
+                    protocol="http",
+                )
+                for item in data
+            ]
+        query = data.get("query")
+        if not isinstance(query, str | None):
+            raise HTTPException(
+                400, "The GraphQL operation's `query` must be a string or null, if provided."
+            )
+        variables = data.get("variables")
+        if not isinstance(variables, dict | None):
+            raise HTTPException(
+                400, "The GraphQL operation's `variables` must be an object or null, if provided."
+            )
+        extensions = data.get("extensions")
+        if not isinstance(extensions, dict | None):
+            raise HTTPException(
+                400,
+                "The GraphQL operation's `extensions` must be an object or null, if provided.",
+            )
+        return GraphQLRequestData(
+            query=query,
+            variables=variables,
+            operation_name=data.get("operationName"),
+            extensions=extensions,
+            protocol="http",
+        )
+
+    async def _execute_all(
+        self,
+        method: HTTPMethod,
+        context: Context,
+        operations: GraphQLRequestData | list[GraphQLRequestData],
+    ) -> ExecutionResult | list[ExecutionResult]:
+        """Strawberry's ``execute_operation``, for the operations ``_http`` takes."""
+        allowed = StrawberryOperationType.from_http(method)
+        if isinstance(operations, list):
+            return await asyncio.gather(
+                *[self._execute(method, allowed, context, operation) for operation in operations]
+            )
+        return await self._execute(method, allowed, context, operations)
+
+    async def _execute(
+        self,
+        method: HTTPMethod,
+        allowed: set[StrawberryOperationType],
+        context: Context,
+        operation: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """``execute_single``: ours, then Strawberry's."""
+        try:
+            query = self.persisted.resolve(operation.query, operation.extensions)
+        except PersistedQueryError as refused:
+            return ExecutionResult(data=None, errors=[refused.error])
+        try:
+            return await self.schema.execute(
+                query,
+                root_value=None,
+                variable_values=operation.variables,
+                context_value=context,
+                operation_name=operation.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=operation.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason(method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
+
+    async def _within_limit(self, work: Awaitable[T]) -> T | ExecutionResult:
+        """``work``, stopped at the request time limit (then a timeout error is the result)."""
+        limit = self.settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                return await work
+        except TimeoutError:
+            return ExecutionResult(data=None, errors=[_timed_out(limit)])
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -212,12 +387,7 @@ class GraphQLView(GraphQL[Context, None]):
     async def execute_operation(
         self, *args: Any, **kwargs: Any
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
-        limit = self.settings.request_timeout_seconds
-        try:
-            async with asyncio.timeout(limit):
-                return await super().execute_operation(*args, **kwargs)
-        except TimeoutError:
-            return ExecutionResult(data=None, errors=[_timed_out(limit)])
+        return await self._within_limit(super().execute_operation(*args, **kwargs))
 
     async def execute_single(
         self,
@@ -258,7 +428,7 @@ class GraphQLView(GraphQL[Context, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        response = Response(dumps(response_data), media_type="application/json")
+        response = _json_response(response_data)
         response.headers.raw.extend(sub_response.headers.raw)
         if sub_response.background:
             response.background = sub_response.background
@@ -269,12 +439,19 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
+        return self._processed(result)
+
+    def _processed(self, result: ExecutionResult) -> GraphQLHTTPResponse:
         response: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             response["errors"] = [shape_error(error).formatted for error in result.errors]
         if result.extensions:
             response["extensions"] = result.extensions
         return response
+
+
+def _json_response(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> Response:
+    return Response(dumps(data), media_type="application/json")
 
 
 def dumps(data: object) -> bytes:
@@ -313,5 +490,5 @@ def _is_subscription(query: str, operation_name: str | None, max_tokens: int) ->
         document = parsed(query, max_tokens)  # the parse the execution will reuse
     except GraphQLError:
         return False  # Strawberry reports it
-    operation = get_operation_ast(document, operation_name)
+    operation = operation_to_run(document, operation_name)
     return operation is not None and operation.operation is OperationType.SUBSCRIPTION
