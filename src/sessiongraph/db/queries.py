@@ -91,9 +91,12 @@ _readers: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyD
 
 
 def _reader(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` for reads of one statement each: in autocommit, so a read is the
-    statement alone, not BEGIN, the statement and ROLLBACK (three round trips to
-    PostgreSQL). One statement sees one snapshot either way. It shares the pool."""
+    """``engine`` for reads of one statement each. On PostgreSQL, in autocommit: a read
+    is the statement alone, not BEGIN, the statement and ROLLBACK (three round trips).
+    One statement sees one snapshot either way. It shares the pool. SQLite's driver
+    opens no transaction for a SELECT, and switching it costs two calls to its thread."""
+    if engine.dialect.name != "postgresql":
+        return engine
     reader = _readers.get(engine)
     if reader is None:
         reader = _readers[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
