@@ -1,7 +1,7 @@
 """The fixed cost of a request: what sessiongraph spends around a query that costs nothing.
 
-    .venv/bin/python bench/request_path.py [--tree SRC ...] [--http] [--floor]
-        [--rounds 9] [--requests 300] [--only NAME] [--profile FILE]
+    .venv/bin/python bench/request_path.py [--tree SRC ...] [--http | --calls] [--floor]
+        [--rounds 9] [--requests 300] [--only NAME] [--response-queries] [--profile FILE]
 
 Seeds a small SQLite database, then sends the same cached request over and over to
 sessiongraph's ASGI app, built as ``serve`` builds it, each query's answer checked
@@ -27,8 +27,10 @@ the median latency, and the server's CPU time per request (from /proc).
 ``--floor`` adds the floor: Starlette alone, one route that decodes the body and
 answers a constant (on uvicorn with ``serve``'s HTTP protocol, with ``--http``).
 
-``--profile FILE`` profiles (cProfile) the in-process requests of this interpreter's
-tree instead, writes the statistics to FILE and prints the functions that cost most.
+``--calls`` counts the Python function calls of a request instead (cProfile's count,
+which no other load on the machine changes). ``--profile FILE`` profiles (cProfile)
+the in-process requests of this interpreter's tree, writes the statistics to FILE
+and prints the functions that cost most.
 """
 
 from __future__ import annotations
@@ -146,15 +148,30 @@ class InProcess:
             if status != 200 or b'"errors"' in answer or b'"data"' not in answer:
                 raise SystemExit(f"{name}: {status} {answer[:300]!r}")
 
-    async def median_us(self, name: str, requests: int) -> float:
+    async def calls(self, name: str, requests: int) -> float:
+        """Python function calls per request (cProfile's count: the same however busy the
+        machine is)."""
+        method, query_string, body = REQUESTS[name]
+        profiler = cProfile.Profile()
+        for _ in range(requests):
+            profiler.enable()
+            await self.request(method, query_string, body)
+            profiler.disable()
+        return pstats.Stats(profiler).total_calls / requests  # type: ignore[attr-defined, no-any-return]
+
+    async def timed(self, name: str, requests: int) -> tuple[float, float]:
+        """The median time of a request, and the CPU time (all threads) per request, µs.
+        On a busy machine the CPU time is the steadier: waits for a core are not in it."""
         method, query_string, body = REQUESTS[name]
         times = []
         clock = time.perf_counter_ns
+        cpu_started = time.process_time_ns()
         for _ in range(requests):
             started = clock()
             await self.request(method, query_string, body)
             times.append(clock() - started)
-        return statistics.median(times) / 1000
+        cpu = (time.process_time_ns() - cpu_started) / requests
+        return statistics.median(times) / 1000, cpu / 1000
 
 
 async def _app(database_url: str) -> tuple[Any, Any]:
@@ -224,8 +241,12 @@ async def worker(database_url: str, floor: bool) -> None:
             if not line:
                 break
             command = json.loads(line)
-            median = await client.median_us(command["name"], command["requests"])
-            print(json.dumps({"median_us": median}), flush=True)
+            if command.get("calls"):
+                calls = await client.calls(command["name"], command["requests"])
+                print(json.dumps({"calls": calls}), flush=True)
+                continue
+            median, cpu = await client.timed(command["name"], command["requests"])
+            print(json.dumps({"median_us": median, "cpu_us": cpu}), flush=True)
     finally:
         await lifespan.__aexit__(None, None, None)
 
@@ -334,6 +355,7 @@ class Worker:
 def in_process(trees: list[Path | None], database_url: str, rounds: int, requests: int) -> None:
     workers = [Worker(tree, database_url) for tree in trees]
     medians: dict[tuple[int, str], list[float]] = {}
+    cpu: dict[tuple[int, str], list[float]] = {}
     try:
         for w in workers:
             w.ask()  # ready
@@ -345,16 +367,40 @@ def in_process(trees: list[Path | None], database_url: str, rounds: int, request
                 for index, w in enumerate(workers):
                     answer = w.ask({"name": name, "requests": requests})
                     medians.setdefault((index, name), []).append(answer["median_us"])
+                    cpu.setdefault((index, name), []).append(answer["cpu_us"])
     finally:
         for w in workers:
             w.stop()
-    print(f"\nin-process ASGI, µs per request: median of {rounds} rounds of {requests} (min-max)")
+    print(f"\nin-process ASGI, {rounds} rounds of {requests} requests")
+    for index, tree in enumerate(trees):
+        print(f"  [{index}] {_label(tree)}")
+    print("\nµs per request, the median of the rounds' medians (their min-max)")
     _table(trees, medians)
+    print("\nCPU µs per request (the process's, every thread), the median of the rounds")
+    _table(trees, cpu)
+
+
+def calls(trees: list[Path | None], database_url: str, requests: int) -> None:
+    workers = [Worker(tree, database_url) for tree in trees]
+    counts: dict[tuple[int, str], list[float]] = {}
+    try:
+        for w in workers:
+            w.ask()  # ready
+        for name in REQUESTS:
+            for index, w in enumerate(workers):
+                w.ask({"name": name, "requests": 5})  # warm-up
+                answer = w.ask({"name": name, "requests": requests, "calls": True})
+                counts[(index, name)] = [answer["calls"]]
+    finally:
+        for w in workers:
+            w.stop()
+    print(f"\nPython function calls per request (cProfile), over {requests} requests")
+    for index, tree in enumerate(trees):
+        print(f"  [{index}] {_label(tree)}")
+    _table(trees, counts)
 
 
 def _table(trees: list[Path | None], medians: dict[tuple[int, str], list[float]]) -> None:
-    for index, tree in enumerate(trees):
-        print(f"  [{index}] {_label(tree)}")
     header = f"{'request':<16}" + "".join(
         f"{f'[{i}]':>26}" + (f"{'/[0]':>7}" if i else "") for i in range(len(trees))
     )
@@ -494,7 +540,7 @@ async def profile(database_url: str, requests: int, output: Path) -> None:
     try:
         await client.check()
         for name in REQUESTS:
-            await client.median_us(name, requests)  # warm-up
+            await client.timed(name, requests)  # warm-up
         profiler = cProfile.Profile()
         for name in REQUESTS:
             method, query_string, body = REQUESTS[name]
@@ -519,6 +565,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--requests", type=int, default=300, help="per round (in-process)")
     parser.add_argument("--profile", type=Path, help="cProfile the in-process requests")
+    parser.add_argument(
+        "--calls", action="store_true", help="count Python calls per request instead of timing"
+    )
     parser.add_argument("--only", action="append", help="these requests only (by name)")
     parser.add_argument(
         "--floor", action="store_true", help="also time Starlette alone (the floor)"
@@ -553,7 +602,9 @@ def main() -> None:
         if args.profile:
             asyncio.run(profile(url, args.requests, args.profile))
         every: list[Path | None] = [*trees, None] if args.floor else [*trees]
-        if args.http:
+        if args.calls:
+            calls(every, url, args.requests)
+        elif args.http:
             over_http(every, url, Path(scratch), args.requests * args.rounds)
         else:
             in_process(every, url, args.rounds, args.requests)
