@@ -45,9 +45,9 @@ class Settings(BaseSettings):
     pool_size: int = Field(
         default=16,
         ge=1,
-        description="Database connections each process keeps open (on PostgreSQL, opened "
-        "at start). A request uses at most 2 at once: 2 x max_concurrent_requests never "
-        "waits for one.",
+        description="Database connections each process keeps open (on PostgreSQL, all "
+        "opened at start). A request holds one while a statement runs, more at once only "
+        "for root fields side by side: 2 x max_concurrent_requests leaves room.",
     )
     max_overflow: int = Field(
         default=0,

@@ -70,7 +70,8 @@ def run_workers(config: uvicorn.Config, workers: int) -> int:
         logger.error("cannot bind %s:%d: %s", config.host, config.port, error)
         return 1
     address = reserved.getsockname()[:2]
-    logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", config.host, address[1])
+    shown = f"[{config.host}]" if family == socket.AF_INET6 else config.host
+    logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, address[1])
     logger.info("Started parent process [%d], %d workers", os.getpid(), workers)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
