@@ -48,10 +48,15 @@ def field_plan(info: Info) -> FieldPlan | None:
     """The plan of the field ``info`` resolves; None if graphql-core collected it
     otherwise than planned (then read as if everything were selected)."""
     raw = info._raw_info
-    values: Any = raw.variable_values
-    variables: Mapping[str, Any] = getattr(values, "coerced", values)
-    plan = plan_operation(raw.schema, raw.operation, raw.fragments, variables)
+    plan = plan_operation(raw.schema, raw.operation, raw.fragments, variables_of(info))
     return plan.field(raw.parent_type, raw.field_nodes)
+
+
+def variables_of(info: Info) -> Mapping[str, Any]:
+    """The request's variables as execution coerced them (defaults applied)."""
+    values: Any = info._raw_info.variable_values
+    variables: Mapping[str, Any] = getattr(values, "coerced", values)
+    return variables
 
 
 def selected_on(field: FieldPlan, type_name: str) -> Iterator[FieldPlan]:

@@ -29,6 +29,7 @@ from sessiongraph.graphql.fields import (
     field_plan,
     python_name,
     selected_on,
+    variables_of,
 )
 from sessiongraph.graphql.loaders import OperationPageKey
 from sessiongraph.graphql.plan import FieldPlan
@@ -432,7 +433,7 @@ async def prefetch(info: Info, sessions: list[Session]) -> None:
     wants_count = "operation_count" in wanted
     ids = sorted({s.workflow_id for s in sessions if s.workflow_id is not None})
     keys = [(s.id, OperationFilter()) for s in sessions]
-    variables = _variables(info)
+    variables = variables_of(info)
     (workflows, counts), _ = await asyncio.gather(
         asyncio.gather(
             loaders.workflow_by_id.load_many(ids if wants_workflow else []),
@@ -450,11 +451,6 @@ async def prefetch(info: Info, sessions: list[Session]) -> None:
     if wants_count:
         for session, count in zip(sessions, counts, strict=True):
             session._prefetched["operation_count"] = count
-
-
-def _variables(info: Info) -> Mapping[str, Any]:
-    values: Any = info._raw_info.variable_values
-    return getattr(values, "coerced", values)  # type: ignore[no-any-return]
 
 
 async def _read_pages(
