@@ -225,7 +225,7 @@ def serve_floor(port: int) -> None:
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        http="sessiongraph.serving:NoDelayH11Protocol",
+        http="sessiongraph.serving:NoDelayHttpToolsProtocol",
     )
 
 

@@ -144,7 +144,7 @@ def serve_command(args: argparse.Namespace) -> int:
     options = {
         "ws_max_size": settings.max_body_bytes,
         "log_level": args.log_level,
-        "http": "sessiongraph.serving:NoDelayH11Protocol",
+        "http": "sessiongraph.serving:NoDelayHttpToolsProtocol",
     }
     if args.workers == 1:
         uvicorn.run(_frozen(create_app(settings)), host=args.host, port=args.port, **options)

@@ -254,9 +254,9 @@ async def fetch_session_page(
     after: Keyset | None,
     limit: int,
     read_ahead: ReadAhead = ReadAhead(),
-) -> Sequence[RowMapping]:
+) -> Sequence[Row[Any]]:
     """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break,
-    each row with the columns ``read_ahead`` names."""
+    each row with the columns ``read_ahead`` names (rows by position)."""
     stmt = _session_page_statement(_FilterShape.of(filters), ordering, _start(after), read_ahead)
     if stmt is None:  # a cursor past the NULLs of a column that has none
         return []
@@ -264,7 +264,7 @@ async def fetch_session_page(
     params["limit"] = limit
     if after is not None:
         params.update(after_value=after.value, after_id=after.id)
-    return await _all(engine, stmt, params)
+    return await _rows(engine, stmt, params)
 
 
 @functools.lru_cache(maxsize=256)

@@ -23,6 +23,7 @@ doing it twice changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
@@ -53,11 +54,14 @@ from strawberry.types.fields.resolver import SELF_PARAMSPEC
 from sessiongraph.db.queries import JsonField
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.fields import (
+    CELL,
     COLUMN,
     JSON_OF_ROWS,
     PREFETCHED,
     PREFETCHED_BY_PLAN,
     ROWS,
+    Cell,
+    Column,
 )
 from sessiongraph.graphql.plan import FieldPlan, SelectionPlan, Signature, plan_operation
 
@@ -386,24 +390,35 @@ def _prefetched_reader(name: str) -> Reader:
     return read
 
 
-#: The cells of a row: per response key, what completes it from the row.
-Cells = list[tuple[str, Reader]]
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Cell:
+    """What a response key of an object made from a row holds: the type name
+    (``__typename``), or a value computed from columns (``compute`` of them, or the one
+    column as read), completed as its type says."""
+
+    key: str
+    columns: tuple[str, ...] = ()
+    compute: Callable[..., Any] | None = None
+    leaf: tuple[LeafType, bool] | None = None
+    complete: Reader | None = None
+    type_name: str | None = None
 
 
 def _rows_reader(field: FieldPlan, attribute: str) -> Reader | None:
     """Completes a list of objects made one per row (``ROWS``) from the rows themselves,
-    when each selected field is a column read as is: no object per row, one cell per
-    field. None when some field needs the object."""
+    when each selected field is a column or computed from columns: no object per row,
+    one call per row (``_row_function``). None when some field needs the object."""
     named = field.definition.type if field.definition is not None else None
     while isinstance(named, GraphQLNonNull | GraphQLList):
         named = named.of_type
     if not isinstance(named, GraphQLObjectType) or named.is_type_of is not None:
         return None
     selection = field.selections.get(named.name)
-    if selection is None or _row_cells(selection, None) is None:
+    cells = None if selection is None else _row_cells(selection)
+    if cells is None:
         return None
-    #: per projection (the rows' columns): the keys, and their cells in order
-    by_columns: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[Reader, ...]]] = {}
+    #: per projection (the rows' columns): what makes an object of a row
+    by_columns: dict[tuple[str, ...], Reader] = {}
 
     def read(source: Any) -> Any:
         built = getattr(source, JSON_OF_ROWS, None)
@@ -413,60 +428,90 @@ def _rows_reader(field: FieldPlan, attribute: str) -> Reader | None:
         if not rows:
             return []
         columns = rows[0]._fields
-        found = by_columns.get(columns)
-        if found is None:
-            cells = _row_cells(selection, columns)
-            if cells is None:
+        make = by_columns.get(columns)
+        if make is None:
+            if any(name not in columns for cell in cells for name in cell.columns):
                 raise GiveUp  # a column the projection did not read: the objects know
-            found = by_columns[columns] = (
-                tuple(key for key, _ in cells),
-                tuple(cell for _, cell in cells),
-            )
-        keys, readers = found
-        return [dict(zip(keys, [cell(row) for cell in readers], strict=True)) for row in rows]
+            make = by_columns[columns] = _row_function(cells, columns)
+        return [make(row) for row in rows]
 
     return read
 
 
-def _row_cells(selection: SelectionPlan, columns: tuple[str, ...] | None) -> Cells | None:
-    """Per field of ``selection``, its cell over rows of ``columns`` (with None: whether
-    every field can have one)."""
-    cells: Cells = []
+def _row_cells(selection: SelectionPlan) -> list[_Cell] | None:
+    """Per field of ``selection``, its cell; None unless every field has one: a column
+    read as is (``COLUMN``, decoded as the object would decode it), or a value computed
+    from columns alone (``CELL``)."""
+    cells: list[_Cell] = []
     for field in selection.fields:
         if field.name == "__typename":
-            cells.append((field.key, _constant(field.parent.name)))
+            cells.append(_Cell(field.key, type_name=field.parent.name))
             continue
         definition = field.definition
         if definition is None or definition.args or not _plain_nodes(field, arguments=False):
             return None
         declared: Any = definition.extensions.get("strawberry-definition")
-        column = declared.metadata.get(COLUMN) if declared is not None else None
+        if declared is None:
+            return None
+        computed: Cell | None = declared.metadata.get(CELL)
+        column: Column | None = declared.metadata.get(COLUMN)
+        compute: Callable[..., Any] | None
+        if computed is not None:
+            names, compute = computed.columns, computed.compute
+        elif column is not None and declared.base_resolver is None:
+            names, compute = (column.name or declared.python_name,), column.decode
+        else:
+            return None
         leaf = _leaf_of(definition.type)
-        if column is None or declared.base_resolver is not None or leaf is None:
+        complete = _completer(definition.type, field)
+        if complete is None:
             return None
-        name = column.name or declared.python_name
-        if columns is None:
-            cells.append((field.key, _identity))
-            continue
-        if name not in columns:
-            return None
-        read: Reader = operator.itemgetter(columns.index(name))
-        if column.decode is not None:
-            read = _decoded(read, column.decode)
-        cells.append((field.key, _leaf_reader(read, *leaf)))
+        cells.append(_Cell(field.key, names, compute, leaf, complete))
     return cells
 
 
-def _decoded(read: Reader, decode: Callable[[Any], Any]) -> Reader:
-    return lambda row: decode(read(row))
+#: For leaf types whose values of one Python type serialize as themselves: the test
+#: that passes such a value ``v`` through (anything else is completed the general way),
+#: ``{v}`` where it is first read.
+_PASSES: dict[LeafType, str] = {
+    GraphQLString: "type({v}) is str",
+    GraphQLID: "type({v}) is str",
+    GraphQLBoolean: "type({v}) is bool",
+    GraphQLInt: f"type({{v}}) is int and {GRAPHQL_MIN_INT} <= v <= {GRAPHQL_MAX_INT}",
+    GraphQLFloat: "type({v}) is float and isfinite(v)",
+}
 
 
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _constant(value: Any) -> Reader:
-    return lambda _source: value
+def _row_function(cells: list[_Cell], columns: tuple[str, ...]) -> Reader:
+    """One function that makes the response object of a row of ``columns``: a dict
+    display with an expression per key, compiled once per selection and projection
+    (as ``dataclasses`` compiles an ``__init__``). Each value passes one inline type
+    test or goes through its completer, which gives up on anything not plainly valid,
+    as the readers do: then graphql-core completes the list from the objects."""
+    scope: dict[str, Any] = {"isfinite": math.isfinite}
+    items = []
+    for index, cell in enumerate(cells):
+        if cell.type_name is not None:
+            items.append(f"{cell.key!r}: {cell.type_name!r}")
+            continue
+        arguments = ", ".join(f"row[{columns.index(name)}]" for name in cell.columns)
+        value = arguments
+        if cell.compute is not None:
+            scope[f"compute{index}"] = cell.compute
+            value = f"compute{index}({arguments})"
+        scope[f"complete{index}"] = cell.complete
+        passes = _PASSES.get(cell.leaf[0]) if cell.leaf is not None else None
+        if passes is None:
+            items.append(f"{cell.key!r}: complete{index}({value})")
+            continue
+        if cell.leaf is not None and cell.leaf[1]:  # nullable
+            passes = "{v} is None or (" + passes.replace("{v}", "v") + ")"
+        test = passes.format(v=f"(v := {value})")
+        items.append(f"{cell.key!r}: (v if {test} else complete{index}(v))")
+    source = "def make(row):\n    return {" + ", ".join(items) + "}\n"
+    exec(compile(source, "<row of " + ",".join(c.key for c in cells) + ">", "exec"), scope)
+    make: Reader = scope["make"]
+    return make
 
 
 def _plain_nodes(field: FieldPlan, *, arguments: bool) -> bool:
@@ -507,7 +552,7 @@ def _json_page_fields(field: FieldPlan) -> tuple[JsonField, ...] | None:
     ):
         return None
     items = lists[0].children
-    if items is None or _row_cells(items, None) is None:
+    if items is None or _row_cells(items) is None:
         return None
     fields: list[JsonField] = []
     for item in items.fields:
@@ -518,8 +563,8 @@ def _json_page_fields(field: FieldPlan) -> tuple[JsonField, ...] | None:
         leaf = _leaf_of(item.definition.type)
         kind = _JSON_KINDS.get(leaf[0].name) if leaf is not None else None
         declared: Any = item.definition.extensions.get("strawberry-definition")
-        column = declared.metadata[COLUMN]
-        if kind is None or column.decode not in (None, bool):
+        column = declared.metadata.get(COLUMN)
+        if kind is None or CELL in declared.metadata or column.decode not in (None, bool):
             return None
         fields.append((item.key, column.name or declared.python_name, kind))
     return tuple(fields)

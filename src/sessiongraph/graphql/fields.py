@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import strawberry
+
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.plan import FieldPlan, plan_operation
 
@@ -32,6 +34,8 @@ ROWS = "sessiongraph.rows"
 #: The attribute of such an object holding its list as JSON text the database built,
 #: instead of rows; only the compiled path reads it (``Context.compiled``).
 JSON_OF_ROWS = "_json"
+#: metadata key: the ``Cell`` a resolver field of such objects is computed from.
+CELL = "sessiongraph.cell"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,28 @@ class Column:
     name: str
     heavy: bool = False
     decode: Callable[[Any], Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """A field whose resolver computes its value from columns of the object's row alone:
+    ``compute`` of those columns' stored values, in order, is what the resolver returns.
+    From rows (``ROWS``), the compiled path computes it without building the object."""
+
+    columns: tuple[str, ...]
+    compute: Callable[..., Any]
+
+
+def column(
+    description: str, *, heavy: bool = False, decode: Callable[[Any], Any] | None = None
+) -> Any:
+    """A field holding the column of its own name; a heavy one is read only when selected."""
+    return strawberry.field(description=description, metadata={COLUMN: Column("", heavy, decode)})
+
+
+def cell(compute: Callable[..., Any], *columns: str) -> dict[str, Cell]:
+    """Metadata of a resolver field computed by ``compute`` from ``columns``."""
+    return {CELL: Cell(columns, compute)}
 
 
 def field_plan(info: Info) -> FieldPlan | None:

@@ -27,7 +27,7 @@ from sessiongraph.graphql.types.session import (
     SessionConnection,
     page_read_ahead,
     prefetch,
-    read_along,
+    prefetches,
 )
 
 MAX_SESSIONS_PAGE = 200
@@ -76,7 +76,8 @@ class Query:
             if after is not None
             else None
         )
-        read_ahead = page_read_ahead(field_plan(info))
+        plan = field_plan(info)
+        read_ahead = page_read_ahead(plan)
         rows = await queries.fetch_session_page(
             engine=info.context.engine,
             filters=filters,
@@ -93,17 +94,18 @@ class Query:
             scope=order.scope,
             column=ordering.column,
         )
-        nodes = [Session.from_row(row) for row in page.rows]
-        read_along(nodes, page.rows, read_ahead)
-        await prefetch(info, nodes)
-        total = rows[0]["read_ahead_total"] if read_ahead.total and rows else None
-        return SessionConnection(
-            nodes=nodes,
+        total = rows[0]._mapping["read_ahead_total"] if read_ahead.total and rows else None
+        connection = SessionConnection(
             page_info=page.info,
+            _rows=page.rows,
+            _read_ahead=read_ahead,
             _filters=filters,
             _cursors=page.cursors,
             _total=total,
         )
+        if prefetches(plan):
+            await prefetch(info, connection.sessions())
+        return connection
 
     @strawberry.field(
         description="One session by full id or unique id prefix; null when nothing matches. "

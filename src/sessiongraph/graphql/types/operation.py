@@ -23,6 +23,7 @@ from sessiongraph.graphql.fields import (
     MAX_ITEMS,
     ROWS,
     Column,
+    column,
     field_plan,
     python_name,
     selected_on,
@@ -37,13 +38,6 @@ from sessiongraph.stored import tool_input_object
 MAX_OPERATIONS_LIST = 1000
 #: Read for every operation whatever is selected: the keyset of a page is (timestamp, id).
 _KEYSET_COLUMNS = ("id", "timestamp")
-
-
-def column(
-    description: str, *, heavy: bool = False, decode: Callable[[Any], Any] | None = None
-) -> Any:
-    """A field holding the column of its own name; a heavy one is read only when selected."""
-    return strawberry.field(description=description, metadata={COLUMN: Column("", heavy, decode)})
 
 
 def reads(name: str) -> dict[str, Column]:

@@ -26,6 +26,9 @@ from sessiongraph.graphql.execution import json_page_fields
 from sessiongraph.graphql.fields import (
     PREFETCHED,
     PREFETCHED_BY_PLAN,
+    ROWS,
+    cell,
+    column,
     field_plan,
     python_name,
     selected_on,
@@ -71,6 +74,23 @@ class ModelCost:
     cost_usd: Decimal = strawberry.field(description="Cost in US dollars.")
 
 
+def _status(stored: str) -> SessionStatus:
+    return SessionStatus[stored.upper()]
+
+
+def _repos(stored: Any) -> list[str]:
+    return [r for r in as_list(stored) if isinstance(r, str)]
+
+
+def _repos_display(stored: Any) -> str | None:
+    return display.format_repos(_repos(stored))
+
+
+def _as_read(value: Any) -> Any:
+    """A value the page's statement read along (``ReadAhead``), as the resolver has it."""
+    return value
+
+
 #: Metadata of a loader-backed field that a page reads ahead for all its sessions
 #: (``prefetch``); its resolver answers from ``_prefetched`` when the value is there.
 READ_AHEAD = {PREFETCHED: True}
@@ -78,29 +98,27 @@ READ_AHEAD = {PREFETCHED: True}
 
 @strawberry.type(description="An AI-agent session: one agent run and what it recorded.")
 class Session:
-    id: str = strawberry.field(description="Session id (a UUID).")
-    workflow_id: str | None = strawberry.field(description="Id of the workflow that ran it.")
-    execution_id: str | None = strawberry.field(description="Workflow execution id.")
-    phase_id: str | None = strawberry.field(description="Phase id: a slug or a UUID.")
-    milestone_id: str | None = strawberry.field(description="Milestone id.")
-    status: SessionStatus = strawberry.field(description="Where the session is in its life.")
-    agent_provider: str | None = strawberry.field(
-        description="Agent provider: claude, openai, mock, unknown, ..."
-    )
-    agent_model: str | None = strawberry.field(description="Model, e.g. claude-sonnet-4-6.")
-    repos: list[str] = strawberry.field(description="Repositories worked on, owner/repo.")
-    workspace_path: str | None = strawberry.field(description="Workspace directory.")
-    input_tokens: int = strawberry.field(description="Input tokens.")
-    output_tokens: int = strawberry.field(description="Output tokens.")
-    cache_creation_tokens: int = strawberry.field(description="Tokens written to the cache.")
-    cache_read_tokens: int = strawberry.field(description="Tokens read from the cache.")
-    total_tokens: int = strawberry.field(description="All tokens.")
-    total_cost_usd: Decimal = strawberry.field(description="Total cost in US dollars.")
-    started_at: datetime | None = strawberry.field(description="When it started.")
-    completed_at: datetime | None = strawberry.field(description="When it finished.")
-    duration_seconds: float | None = strawberry.field(description="Run time in seconds.")
-    error_message: str | None = strawberry.field(description="Why it failed, when it did.")
-    metadata: JSON = strawberry.field(description="Free-form metadata (a JSON object).")
+    id: str = column("Session id (a UUID).")
+    workflow_id: str | None = column("Id of the workflow that ran it.")
+    execution_id: str | None = column("Workflow execution id.")
+    phase_id: str | None = column("Phase id: a slug or a UUID.")
+    milestone_id: str | None = column("Milestone id.")
+    status: SessionStatus = column("Where the session is in its life.", decode=_status)
+    agent_provider: str | None = column("Agent provider: claude, openai, mock, unknown, ...")
+    agent_model: str | None = column("Model, e.g. claude-sonnet-4-6.")
+    repos: list[str] = column("Repositories worked on, owner/repo.", decode=_repos)
+    workspace_path: str | None = column("Workspace directory.")
+    input_tokens: int = column("Input tokens.")
+    output_tokens: int = column("Output tokens.")
+    cache_creation_tokens: int = column("Tokens written to the cache.")
+    cache_read_tokens: int = column("Tokens read from the cache.")
+    total_tokens: int = column("All tokens.")
+    total_cost_usd: Decimal = column("Total cost in US dollars.")
+    started_at: datetime | None = column("When it started.")
+    completed_at: datetime | None = column("When it finished.")
+    duration_seconds: float | None = column("Run time in seconds.")
+    error_message: str | None = column("Why it failed, when it did.")
+    metadata: JSON = column("Free-form metadata (a JSON object).", decode=as_object)
     _cost_by_model: strawberry.Private[dict[str, Any]]
     #: Values read for a whole page (``prefetch``): of READ_AHEAD fields by Python name,
     #: of PREFETCHED_BY_PLAN fields by their ``FieldPlan``.
@@ -114,10 +132,10 @@ class Session:
             execution_id=row["execution_id"],
             phase_id=row["phase_id"],
             milestone_id=row["milestone_id"],
-            status=SessionStatus[row["status"].upper()],
+            status=_status(row["status"]),
             agent_provider=row["agent_provider"],
             agent_model=row["agent_model"],
-            repos=[r for r in as_list(row["repos"]) if isinstance(r, str)],
+            repos=_repos(row["repos"]),
             workspace_path=row["workspace_path"],
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
@@ -136,7 +154,7 @@ class Session:
 
     @strawberry.field(
         description="Name of the workflow, looked up from the workflow table.",
-        metadata=READ_AHEAD,
+        metadata=READ_AHEAD | cell(_as_read, "read_ahead_workflow_name"),
     )
     async def workflow_name(self, info: Info) -> str | None:
         if "workflow_name" in self._prefetched:
@@ -154,43 +172,73 @@ class Session:
             return None
         return Workflow.from_row(await info.context.loaders.workflow_by_id.load(self.workflow_id))
 
-    @strawberry.field(description="Phase for display: `research_phase` → Research Phase.")
+    @strawberry.field(
+        description="Phase for display: `research_phase` → Research Phase.",
+        metadata=cell(display.format_phase, "phase_id"),
+    )
     def phase_display(self) -> str | None:
         return display.format_phase(self.phase_id)
 
-    @strawberry.field(description="Model for display: claude-sonnet-4-6 → Sonnet 4.6.")
+    @strawberry.field(
+        description="Model for display: claude-sonnet-4-6 → Sonnet 4.6.",
+        metadata=cell(display.format_model_compact, "agent_model"),
+    )
     def agent_model_display(self) -> str | None:
         return display.format_model_compact(self.agent_model)
 
-    @strawberry.field(description="Repositories for display: `foo +1`.")
+    @strawberry.field(
+        description="Repositories for display: `foo +1`.",
+        metadata=cell(_repos_display, "repos"),
+    )
     def repos_display(self) -> str | None:
         return display.format_repos(self.repos)
 
-    @strawberry.field(description="Input tokens for display: 1.2k.")
+    @strawberry.field(
+        description="Input tokens for display: 1.2k.",
+        metadata=cell(display.format_tokens, "input_tokens"),
+    )
     def input_tokens_display(self) -> str:
         return display.format_tokens(self.input_tokens)
 
-    @strawberry.field(description="Output tokens for display.")
+    @strawberry.field(
+        description="Output tokens for display.",
+        metadata=cell(display.format_tokens, "output_tokens"),
+    )
     def output_tokens_display(self) -> str:
         return display.format_tokens(self.output_tokens)
 
-    @strawberry.field(description="Cache-creation tokens for display.")
+    @strawberry.field(
+        description="Cache-creation tokens for display.",
+        metadata=cell(display.format_tokens, "cache_creation_tokens"),
+    )
     def cache_creation_tokens_display(self) -> str:
         return display.format_tokens(self.cache_creation_tokens)
 
-    @strawberry.field(description="Cache-read tokens for display.")
+    @strawberry.field(
+        description="Cache-read tokens for display.",
+        metadata=cell(display.format_tokens, "cache_read_tokens"),
+    )
     def cache_read_tokens_display(self) -> str:
         return display.format_tokens(self.cache_read_tokens)
 
-    @strawberry.field(description="All tokens for display.")
+    @strawberry.field(
+        description="All tokens for display.",
+        metadata=cell(display.format_tokens, "total_tokens"),
+    )
     def total_tokens_display(self) -> str:
         return display.format_tokens(self.total_tokens)
 
-    @strawberry.field(description="Total cost for display: $1.23, <$0.01, $1.2k.")
+    @strawberry.field(
+        description="Total cost for display: $1.23, <$0.01, $1.2k.",
+        metadata=cell(display.format_cost, "total_cost_usd"),
+    )
     def total_cost_display(self) -> str:
         return display.format_cost(self.total_cost_usd)
 
-    @strawberry.field(description="Duration for display: 2m 14s, 1h 2m, — when unknown.")
+    @strawberry.field(
+        description="Duration for display: 2m 14s, 1h 2m, — when unknown.",
+        metadata=cell(display.format_duration_seconds, "duration_seconds"),
+    )
     def duration_display(self) -> str:
         return display.format_duration_seconds(self.duration_seconds)
 
@@ -204,7 +252,10 @@ class Session:
                 continue  # an unreadable stored figure is left out, not fatal
         return sorted(costs, key=lambda c: (-c.cost_usd, c.model))
 
-    @strawberry.field(description="Number of operations the session recorded.", metadata=READ_AHEAD)
+    @strawberry.field(
+        description="Number of operations the session recorded.",
+        metadata=READ_AHEAD | cell(_as_read, "read_ahead_operation_count"),
+    )
     async def operation_count(self, info: Info) -> int:
         if "operation_count" in self._prefetched:
             return self._prefetched["operation_count"]  # type: ignore[no-any-return]
@@ -320,20 +371,40 @@ class SessionEdge:
     node: Session = strawberry.field(description="The session.")
 
 
+def _page_sessions(self: SessionConnection) -> list[Session]:
+    return self.sessions()
+
+
 @strawberry.type(description="A page of sessions.")
 class SessionConnection(Connection):
-    nodes: list[Session] = strawberry.field(description="The sessions of this page.")
+    nodes: list[Session] = strawberry.field(
+        resolver=_page_sessions,
+        description="The sessions of this page.",
+        metadata={ROWS: "_rows"},
+    )
     page_info: PageInfo = strawberry.field(description="Where this page is.")
+    #: The page's rows, one per session, with what the statement read along.
+    _rows: strawberry.Private[Sequence[Row[Any]]]
+    _read_ahead: strawberry.Private[ReadAhead]
     _filters: strawberry.Private[SessionFilter]
     _cursors: strawberry.Private[PageCursors]
     #: ``totalCount`` when the page's statement counted it (``ReadAhead.total``).
     _total: strawberry.Private[int | None] = None
+    _built: strawberry.Private[list[Session] | None] = None
+
+    def sessions(self) -> list[Session]:
+        """The page's sessions, built from its rows once, with what was read along."""
+        if self._built is None:
+            mappings = [row._mapping for row in self._rows]
+            self._built = [Session.from_row(row) for row in mappings]
+            read_along(self._built, mappings, self._read_ahead)
+        return self._built
 
     @strawberry.field(description="The sessions of this page with their cursors.")
     def edges(self) -> list[SessionEdge]:
         return [
             SessionEdge(cursor=cursor, node=node)
-            for cursor, node in zip(self._cursors.all(), self.nodes, strict=True)
+            for cursor, node in zip(self._cursors.all(), self.sessions(), strict=True)
         ]
 
     @strawberry.field(
@@ -415,6 +486,13 @@ _READ_AHEAD_NAMES = frozenset(
     for f in Session.__strawberry_definition__.fields  # type: ignore[attr-defined]
     if f.metadata.get(PREFETCHED)
 )
+
+
+def prefetches(field: FieldPlan | None) -> bool:
+    """Whether a page of sessions under this field (``sessions``) has more to read than
+    its statement reads along: operation pages (or everything, for an unknown field).
+    If not, its sessions are built only if a field needs the objects."""
+    return field is None or bool(_pages_read_ahead(field))
 
 
 async def prefetch(info: Info, sessions: list[Session]) -> None:
