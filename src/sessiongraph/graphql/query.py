@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry import UNSET
 
-from sessiongraph.db import queries
+from sessiongraph.db import queries, stats
 from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
@@ -22,6 +22,7 @@ from sessiongraph.graphql.filters import (
 )
 from sessiongraph.graphql.ordering import SessionOrder
 from sessiongraph.graphql.types.pagination import Page
+from sessiongraph.graphql.types.stats import SessionStats
 from sessiongraph.graphql.types.session import (
     Session,
     SessionConnection,
@@ -141,3 +142,10 @@ class Query:
             "sessions. Use a longer prefix.",
             candidates=[row["id"][:12] for row in shown],
         )
+
+    @strawberry.field(
+        description="Aggregates over every session matching the filter (all of them when "
+        "absent). Nullable: one failing dashboard panel never nulls the others."
+    )
+    def session_stats(self) -> SessionStats | None:
+        return SessionStats(_scope=stats.Scope.of(queries.SessionFilter()))
