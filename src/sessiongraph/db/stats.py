@@ -55,6 +55,7 @@ Dialect = Literal["sqlite", "postgresql"]
 #: the time bucket of a timestamp column.
 GroupKind = Literal["all", "workflow", "status", "agent_provider", "agent_model", "phase", "repo"]
 BucketUnit = Literal["hour", "day", "week", "month"]
+TimeColumn = Literal["started_at", "completed_at"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Buckets:
     UTC offset (parameter ``utc_offset_minutes``), over [``bucket_from``, ``bucket_to``)."""
 
     unit: BucketUnit
-    column: Literal["started_at", "completed_at"]
+    column: TimeColumn
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +253,8 @@ def _ordered_key(dialect: Dialect, key: sa.ColumnElement[Any]) -> sa.ColumnEleme
 
 #: How groups are ordered: by a measure or by key, each way; ties by key ascending,
 #: the NULL key last.
-GroupOrder = tuple[Literal["count", "total_cost_usd", "total_tokens", "key"], bool]
+GroupOrderBy = Literal["count", "total_cost_usd", "total_tokens", "key"]
+GroupOrder = tuple[GroupOrderBy, bool]
 
 
 @functools.lru_cache(maxsize=128)
@@ -456,13 +458,11 @@ def _model_entries(dialect: Dialect, rows: sa.Subquery) -> tuple[Any, sa.ColumnE
     )
     entries = sa.func.json_each(document).table_valued("key", "value", "type").alias("entry")
     text = sa.cast(entries.c.value, sa.Text)
+    glob = text.op("GLOB", is_comparison=True)
     plain = sa.and_(
         entries.c.type.in_(("text", "integer", "real")),
         text != "",
-        ~text.op("GLOB")("*[^0-9.]*"),
-        ~text.op("GLOB")("*.*.*"),
-        ~text.op("GLOB")(".*"),
-        ~text.op("GLOB")("*."),
+        *(sa.not_(glob(pattern)) for pattern in ("*[^0-9.]*", "*.*.*", ".*", "*.")),
     )
     units = sa.cast(sa.func.round(sa.cast(entries.c.value, sa.Float) * COST_UNITS), sa.BigInteger)
     return entries, plain, units

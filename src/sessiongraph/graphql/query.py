@@ -22,7 +22,6 @@ from sessiongraph.graphql.filters import (
 )
 from sessiongraph.graphql.ordering import SessionOrder
 from sessiongraph.graphql.types.pagination import Page
-from sessiongraph.graphql.types.stats import SessionStats
 from sessiongraph.graphql.types.session import (
     Session,
     SessionConnection,
@@ -30,6 +29,7 @@ from sessiongraph.graphql.types.session import (
     prefetch,
     prefetches,
 )
+from sessiongraph.graphql.types.stats import SessionStats
 
 MAX_SESSIONS_PAGE = 200
 MAX_ID_LENGTH = 128

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any, NewType, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from strawberry import UNSET
@@ -27,6 +27,7 @@ from sessiongraph.graphql.arguments import given
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.fields import field_plan, python_name, selected_on
 from sessiongraph.graphql.ordering import OrderDirection
+from sessiongraph.graphql.scalars import BigInt
 from sessiongraph.graphql.types.session import ModelCost, SessionStatus
 
 T = TypeVar("T")
@@ -34,40 +35,15 @@ T = TypeVar("T")
 MAX_GROUPS = 200
 MAX_BUCKETS = 1000
 MAX_UTC_OFFSET_MINUTES = 840
-#: JSON numbers are exact up to here: a larger sum is an error, never a rounded number.
-MAX_BIG_INT = 2**53 - 1
-
-
-def _serialize_big_int(value: int) -> int:
-    if type(value) is not int or not -MAX_BIG_INT <= value <= MAX_BIG_INT:
-        raise ValueError(f"BigInt cannot represent {value!r}: beyond ±(2^53-1)")
-    return value
-
-
-def _parse_big_int(value: Any) -> int:
-    if type(value) is not int or not -MAX_BIG_INT <= value <= MAX_BIG_INT:
-        raise ValueError(f"BigInt must be an integer within ±(2^53-1), got {value!r}")
-    return value
-
-
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
-    name="BigInt",
-    description="Integer up to 2^53-1, serialized as a JSON number (sums that outgrow Int).",
-    serialize=_serialize_big_int,
-    parse_value=_parse_big_int,
-)
 
 
 @strawberry.type(description="Tokens and cost summed over sessions.")
 class UsageTotals:
-    input_tokens: BigInt = strawberry.field(description="Input tokens.")  # type: ignore[valid-type]
-    output_tokens: BigInt = strawberry.field(description="Output tokens.")  # type: ignore[valid-type]
-    cache_creation_tokens: BigInt = strawberry.field(  # type: ignore[valid-type]
-        description="Tokens written to the cache."
-    )
-    cache_read_tokens: BigInt = strawberry.field(description="Tokens read from the cache.")  # type: ignore[valid-type]
-    total_tokens: BigInt = strawberry.field(description="All tokens.")  # type: ignore[valid-type]
+    input_tokens: BigInt = strawberry.field(description="Input tokens.")
+    output_tokens: BigInt = strawberry.field(description="Output tokens.")
+    cache_creation_tokens: BigInt = strawberry.field(description="Tokens written to the cache.")
+    cache_read_tokens: BigInt = strawberry.field(description="Tokens read from the cache.")
+    total_tokens: BigInt = strawberry.field(description="All tokens.")
     total_cost_usd: Decimal = strawberry.field(description="Total cost in US dollars, exact.")
 
     @strawberry.field(description="All tokens for display: 1.2k, 3.4M, 5.6B.")
@@ -81,11 +57,11 @@ class UsageTotals:
     @staticmethod
     def of(totals: Totals) -> UsageTotals:
         return UsageTotals(
-            input_tokens=totals.input_tokens,
-            output_tokens=totals.output_tokens,
-            cache_creation_tokens=totals.cache_creation_tokens,
-            cache_read_tokens=totals.cache_read_tokens,
-            total_tokens=totals.total_tokens,
+            input_tokens=BigInt(totals.input_tokens),
+            output_tokens=BigInt(totals.output_tokens),
+            cache_creation_tokens=BigInt(totals.cache_creation_tokens),
+            cache_read_tokens=BigInt(totals.cache_read_tokens),
+            total_tokens=BigInt(totals.total_tokens),
             total_cost_usd=totals.total_cost_usd,
         )
 
@@ -152,7 +128,7 @@ class StatusCount:
 def _status_counts(counts: Mapping[str, int] | None) -> list[StatusCount]:
     """Every status in the enum's order, zeros included."""
     found = counts or {}
-    return [StatusCount(status=s, count=found.get(s.value, 0)) for s in SessionStatus]
+    return [StatusCount(status=s, count=found.get(s.name.lower(), 0)) for s in SessionStatus]
 
 
 def _model_costs(costs: list[tuple[str, Decimal]] | None) -> list[ModelCost]:
@@ -319,13 +295,16 @@ class SessionStats:
                 f"`first` must be between 1 and {MAX_GROUPS}, got {first}", argumentName="first"
             )
         order = given(order_by) or GroupOrder()
-        grouping = Grouping(by.value)
+        grouping = Grouping(cast("stats.GroupKind", by.name.lower()))
         engine = info.context.engine
         found = await stats.aggregates(
             engine,
             self._scope,
             grouping,
-            order=(order.field.value, order.direction is OrderDirection.DESC),
+            order=(
+                cast("stats.GroupOrderBy", order.field.name.lower()),
+                order.direction is OrderDirection.DESC,
+            ),
             first=first,
         )
         percentiles = {}
@@ -371,10 +350,11 @@ class SessionStats:
         ] = UNSET,
     ) -> list[SessionTimeBucket]:
         series = TimeSeries.of(bucket, utc_offset_minutes)
+        column = cast("stats.TimeColumn", field.name.lower())
         low, high = given(from_), given(to)
         engine = info.context.engine
         if low is None or high is None:
-            earliest, latest = await stats.time_range(engine, self._scope, field.value)
+            earliest, latest = await stats.time_range(engine, self._scope, column)
             if earliest is None:
                 return []
             low = earliest if low is None else low
@@ -382,7 +362,9 @@ class SessionStats:
         starts = series.starts(low, high)
         if not starts:
             return []
-        grouping = Grouping(buckets=stats.Buckets(bucket.value, field.value))
+        grouping = Grouping(
+            buckets=stats.Buckets(cast("stats.BucketUnit", bucket.name.lower()), column)
+        )
         params = {
             "utc_offset_minutes": utc_offset_minutes,
             "bucket_from": series.utc(starts[0]),
