@@ -325,3 +325,31 @@ async def test_statements_per_field_do_not_grow_with_the_sessions(
     # overall: aggregates, percentiles, statuses, models; groups: aggregates, percentiles;
     # series: its range, aggregates, percentiles, statuses, models
     assert len(seen) == 11
+
+
+@pytest.mark.parametrize(
+    ("selection", "cost"),
+    [
+        ("count", 1 + 100),
+        ("count byStatus { count } costByModel { model }", 1 + 3 * 100),
+        ("groupBy(by: REPO, first: 150) { key }", 1 + 150),
+        ("groupBy(by: REPO, first: 3) { key }", 1 + 100),
+        (
+            'timeSeries(bucket: DAY, from: "2026-01-01T00:00:00Z", to: "2026-06-30T00:00:00Z") '
+            "{ count }",
+            1 + 181,
+        ),
+        ("timeSeries(bucket: HOUR) { count }", 1 + 1000),
+        (
+            'timeSeries(bucket: MONTH, from: "2026-03-01T00:00:00Z", to: "2026-01-01T00:00:00Z") '
+            "{ count }",
+            1 + 100,
+        ),
+    ],
+)
+async def test_each_aggregate_costs_at_least_a_hundred_and_lists_their_length(
+    gql: GraphQLClient, selection: str, cost: int
+) -> None:
+    body = await gql.raw(f"{{ sessionStats {{ {selection} }} }}")
+
+    assert body["extensions"]["cost"]["requestedNodes"] == cost

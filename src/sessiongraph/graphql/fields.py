@@ -34,6 +34,11 @@ ROWS = "sessiongraph.rows"
 #: The attribute of such an object holding its list as JSON text the database built,
 #: instead of rows; only the compiled path reads it (``Context.compiled``).
 JSON_OF_ROWS = "_json"
+#: metadata key: how many nodes a list field can return, from its arguments: a function
+#: of a function reading an argument's coerced value by name (for the cost).
+SIZE = "sessiongraph.size"
+#: metadata key: the least a field costs, whatever it returns (an aggregate's work).
+LEAST_COST = "sessiongraph.least_cost"
 #: metadata key: the ``Cell`` a resolver field of such objects is computed from.
 CELL = "sessiongraph.cell"
 
@@ -68,6 +73,16 @@ def column(
 def cell(compute: Callable[..., Any], *columns: str) -> dict[str, Cell]:
     """Metadata of a resolver field computed by ``compute`` from ``columns``."""
     return {CELL: Cell(columns, compute)}
+
+
+def sized_by_first(default: int) -> Callable[[Callable[[str], Any]], int]:
+    """The ``SIZE`` of a list of at most ``first`` items (``default`` when unusable)."""
+
+    def size(argument: Callable[[str], Any]) -> int:
+        first = argument("first")
+        return first if type(first) is int and first > 0 else default
+
+    return size
 
 
 def field_plan(info: Info) -> FieldPlan | None:

@@ -25,7 +25,14 @@ from sessiongraph.db.stats import Aggregate, Durations, Grouping, Scope, Totals
 from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.arguments import given
 from sessiongraph.graphql.context import Info
-from sessiongraph.graphql.fields import field_plan, python_name, selected_on
+from sessiongraph.graphql.fields import (
+    LEAST_COST,
+    SIZE,
+    field_plan,
+    python_name,
+    selected_on,
+    sized_by_first,
+)
 from sessiongraph.graphql.ordering import OrderDirection
 from sessiongraph.graphql.scalars import BigInt
 from sessiongraph.graphql.types.session import ModelCost, SessionStatus
@@ -207,6 +214,27 @@ class SessionTimeBucket:
 
 
 _EMPTY = Aggregate(0, Totals(), Durations())
+#: Metadata of a SessionStats field: each costs at least this much (SPEC §5).
+AGGREGATE = {LEAST_COST: 100}
+
+
+def _bucket_count(argument: Callable[[str], Any]) -> int:
+    """A time series' cost: its number of buckets when ``from`` and ``to`` tell it before
+    anything runs, else the most it may have."""
+    low, high, offset = argument("from"), argument("to"), argument("utcOffsetMinutes")
+    bucket = argument("bucket")
+    if not isinstance(low, datetime) or not isinstance(high, datetime):
+        return MAX_BUCKETS
+    if not isinstance(bucket, TimeBucket):
+        return MAX_BUCKETS
+    if type(offset) is not int or low > high:
+        return MAX_BUCKETS if type(offset) is not int else 1
+    series = TimeSeries(bucket, offset)
+    try:
+        first, last = series.start(series.local(low)), series.start(series.local(high))
+    except OverflowError:
+        return MAX_BUCKETS
+    return min(series.count(first, last), MAX_BUCKETS)
 
 
 def _selected(info: Info) -> set[str]:
@@ -252,15 +280,15 @@ class SessionStats:
         found = await self._once("overall", lambda: stats.aggregates(engine, self._scope))
         return found.get(None, _EMPTY)
 
-    @strawberry.field(description="Sessions matching the filter.")
+    @strawberry.field(description="Sessions matching the filter.", metadata=AGGREGATE)
     async def count(self, info: Info) -> int:
         return (await self._overall(info)).count
 
-    @strawberry.field(description="Their summed tokens and cost.")
+    @strawberry.field(description="Their summed tokens and cost.", metadata=AGGREGATE)
     async def totals(self, info: Info) -> UsageTotals:
         return UsageTotals.of((await self._overall(info)).totals)
 
-    @strawberry.field(description="Their run times.")
+    @strawberry.field(description="Their run times.", metadata=AGGREGATE)
     async def duration(self, info: Info) -> DurationStats:
         engine = info.context.engine
         overall = await self._overall(info)
@@ -269,17 +297,26 @@ class SessionStats:
             found = (await stats.percentiles(engine, self._scope)).get(None)
         return DurationStats.of(overall.durations, found)
 
-    @strawberry.field(description="Sessions per status: every status in order, zeros included.")
+    @strawberry.field(
+        description="Sessions per status: every status in order, zeros included.",
+        metadata=AGGREGATE,
+    )
     async def by_status(self, info: Info) -> list[StatusCount]:
         counts = await stats.status_counts(info.context.engine, self._scope)
         return _status_counts(counts.get(None))
 
-    @strawberry.field(description="Their cost per model, most expensive first, then by model.")
+    @strawberry.field(
+        description="Their cost per model, most expensive first, then by model.",
+        metadata=AGGREGATE,
+    )
     async def cost_by_model(self, info: Info) -> list[ModelCost]:
         costs = await stats.model_costs(info.context.engine, self._scope)
         return _model_costs(costs.get(None))
 
-    @strawberry.field(description="The sessions grouped by a key: the largest groups first.")
+    @strawberry.field(
+        description="The sessions grouped by a key: the largest groups first.",
+        metadata=AGGREGATE | {SIZE: sized_by_first(20)},
+    )
     async def group_by(
         self,
         info: Info,
@@ -322,7 +359,8 @@ class SessionStats:
         ]
 
     @strawberry.field(
-        description="The sessions per time bucket, oldest first, empty buckets included."
+        description="The sessions per time bucket, oldest first, empty buckets included.",
+        metadata=AGGREGATE | {SIZE: _bucket_count},
     )
     async def time_series(
         self,
