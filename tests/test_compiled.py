@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLObjectType, get_named_type
+from graphql import GraphQLArgument, GraphQLNonNull, GraphQLObjectType, Undefined, get_named_type
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +43,10 @@ ARGUMENTS: dict[str, list[str]] = {
     "workflowId": ['"wf-1"', '"none"'],
     "orderBy": ["{field: TOTAL_TOKENS, direction: ASC}", "{field: COMPLETED_AT}"],
     "startedAfter": ['"2026-04-18T07:00:00Z"'],
+    "by": ["STATUS", "REPO", "WORKFLOW"],
+    "bucket": ["DAY", "HOUR"],
+    "utcOffsetMinutes": ["330", "-60"],
+    "from": ['"2026-04-18T00:00:00Z"'],
 }
 DIRECTIVES = ["", "", "", " @include(if: $flag)", " @skip(if: $flag)", " @skip(if: false)"]
 
@@ -60,8 +64,8 @@ def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
         alias = draw(st.sampled_from(["", "", f"{name}Again: "]))
         arguments = [
             f"{argument}: {draw(st.sampled_from(ARGUMENTS[argument]))}"
-            for argument in field.args
-            if argument in ARGUMENTS and draw(st.booleans())
+            for argument, definition in field.args.items()
+            if argument in ARGUMENTS and (_required(definition) or draw(st.booleans()))
         ]
         text = alias + name + (f"({', '.join(arguments)})" if arguments else "")
         text += draw(st.sampled_from(DIRECTIVES))
@@ -75,10 +79,19 @@ def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
     return " ".join(parts) or "__typename"
 
 
+def _required(argument: GraphQLArgument) -> bool:
+    return isinstance(argument.type, GraphQLNonNull) and argument.default_value is Undefined
+
+
+#: The roots random documents start at, and the type of each.
+ROOTS = {"sessions": "SessionConnection", 'session(id: "s-1")': "Session"}
+ROOTS["sessionStats"] = "SessionStats"
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> str:
-    root = "sessions" if draw(st.booleans()) else 'session(id: "s-1")'
-    type_ = SCHEMA.get_type("SessionConnection" if root == "sessions" else "Session")
+    root = draw(st.sampled_from(sorted(ROOTS)))
+    type_ = SCHEMA.get_type(ROOTS[root])
     assert isinstance(type_, GraphQLObjectType)
     body = draw(selection_set(type_, depth=4))
     used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in body]
