@@ -651,7 +651,10 @@ async def measure(
 SESSION_FIELDS = (
     "id status workflowName totalCostDisplay totalTokensDisplay durationDisplay startedAt"
 )
-ORDER_FIELDS = ["STARTED_AT", "COMPLETED_AT", "TOTAL_COST_USD", "TOTAL_TOKENS", "DURATION_SECONDS"]
+ORDER_FIELDS = [
+    "STARTED_AT", "COMPLETED_AT", "TOTAL_COST_USD", "TOTAL_TOKENS", "DURATION_SECONDS",
+    "OPERATION_COUNT", "TOOL_CALL_COUNT", "FAILED_OPERATION_COUNT", "UPDATED_AT",
+]  # fmt: skip
 LIGHT_OPERATION = "operationId operationType timestamp toolName success durationSeconds"
 
 DASHBOARD = """query($after: DateTime!, $before: DateTime!) {
