@@ -75,16 +75,6 @@ def cell(compute: Callable[..., Any], *columns: str) -> dict[str, Cell]:
     return {CELL: Cell(columns, compute)}
 
 
-def sized_by_first(default: int) -> Callable[[Callable[[str], Any]], int]:
-    """The ``SIZE`` of a list of at most ``first`` items (``default`` when unusable)."""
-
-    def size(argument: Callable[[str], Any]) -> int:
-        first = argument("first")
-        return first if type(first) is int and first > 0 else default
-
-    return size
-
-
 def field_plan(info: Info) -> FieldPlan | None:
     """The plan of the field ``info`` resolves; None if graphql-core collected it
     otherwise than planned (then read as if everything were selected)."""

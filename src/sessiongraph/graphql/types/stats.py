@@ -31,7 +31,6 @@ from sessiongraph.graphql.fields import (
     field_plan,
     python_name,
     selected_on,
-    sized_by_first,
 )
 from sessiongraph.graphql.ordering import OrderDirection
 from sessiongraph.graphql.scalars import BigInt
@@ -315,7 +314,7 @@ class SessionStats:
 
     @strawberry.field(
         description="The sessions grouped by a key: the largest groups first.",
-        metadata=AGGREGATE | {SIZE: sized_by_first(20)},
+        metadata=AGGREGATE,
     )
     async def group_by(
         self,
