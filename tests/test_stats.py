@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph import display
+from sessiongraph.db.tables import session_tools
 from tests.helpers import GraphQLClient, insert_session, insert_workflow
 from tests.test_database_json import statements
 
@@ -319,12 +320,13 @@ async def test_statements_per_field_do_not_grow_with_the_sessions(
         await gql(
             f"{{ sessionStats {{ count {TOTALS} {DURATION} byStatus {{ count }} costByModel "
             f"{{ model }} groupBy(by: REPO) {{ key {DURATION} }} timeSeries(bucket: HOUR) "
-            f"{{ count byStatus {{ count }} costByModel {{ model }} {DURATION} }} }} }}"
+            f"{{ count byStatus {{ count }} costByModel {{ model }} {DURATION} }} "
+            "tools { toolName } } }"
         )
 
     # overall: aggregates, percentiles, statuses, models; groups: aggregates, percentiles;
-    # series: its range, aggregates, percentiles, statuses, models
-    assert len(seen) == 11
+    # series: its range, aggregates, percentiles, statuses, models; tools
+    assert len(seen) == 12
 
 
 @pytest.mark.parametrize(
@@ -353,3 +355,68 @@ async def test_each_aggregate_costs_at_least_a_hundred_and_lists_their_length(
     body = await gql.raw(f"{{ sessionStats {{ {selection} }} }}")
 
     assert body["extensions"]["cost"]["requestedNodes"] == cost
+
+
+async def test_tools_add_up_the_sessions_tool_usage_most_calls_first(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    usage = {
+        "s-1": [("Bash", 3, 1, 1.5, 2), ("Edit", 2, 0, 0.0, 0), ("Read", 1, 1, 0.25, 1)],
+        "s-2": [("Bash", 1, 0, 0.1, 1), ("Read", 2, 0, 0.0, 0), ("Édit", 3, 3, 9.0, 3)],
+    }
+    for session_id, tools in usage.items():
+        await insert_session(engine, id=session_id)
+        async with engine.begin() as conn:
+            await conn.execute(
+                session_tools.insert(),
+                [
+                    {
+                        "session_id": session_id,
+                        "tool_name": name,
+                        "calls": calls,
+                        "failures": failures,
+                        "total_duration_seconds": seconds,
+                        "duration_count": timed,
+                    }
+                    for name, calls, failures, seconds, timed in tools
+                ],
+            )
+
+    data = await gql(
+        "{ sessionStats { tools { toolName calls failures totalDurationSeconds "
+        "avgDurationSeconds } two: tools(first: 2) { toolName } } }"
+    )
+
+    assert data["sessionStats"]["tools"] == [
+        {
+            "toolName": "Bash",
+            "calls": 4,
+            "failures": 1,
+            "totalDurationSeconds": 1.6,
+            "avgDurationSeconds": round(1.6 / 3, 6),
+        },
+        {
+            "toolName": "Read",
+            "calls": 3,
+            "failures": 1,
+            "totalDurationSeconds": 0.25,
+            "avgDurationSeconds": 0.25,
+        },
+        {
+            "toolName": "Édit",
+            "calls": 3,
+            "failures": 3,
+            "totalDurationSeconds": 9.0,
+            "avgDurationSeconds": 3.0,
+        },
+        {
+            "toolName": "Edit",
+            "calls": 2,
+            "failures": 0,
+            "totalDurationSeconds": None,
+            "avgDurationSeconds": None,
+        },
+    ]  # ties by name byte-wise: "Read" < "Édit"
+    assert data["sessionStats"]["two"] == [{"toolName": "Bash"}, {"toolName": "Read"}]
+    body = await gql.raw("{ sessionStats { tools(first: 101) { toolName } } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

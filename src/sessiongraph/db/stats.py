@@ -39,7 +39,7 @@ from sessiongraph.db.queries import (
     _session_conditions,
     _session_params,
 )
-from sessiongraph.db.tables import SESSION_STATUSES, sessions, workflows
+from sessiongraph.db.tables import SESSION_STATUSES, session_tools, sessions, workflows
 
 #: A cost's scale (``Money`` is NUMERIC(20, 10)): SQLite sums costs in these units.
 COST_UNITS = 10**10
@@ -522,3 +522,55 @@ async def time_range(engine: AsyncEngine, scope: Scope, column: str) -> tuple[An
         if result is not None:
             low, high = result(low), result(high)
     return low, high
+
+
+# -- tools -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTotals:
+    tool_name: str
+    calls: int
+    failures: int
+    #: over the calls with a duration: their summed seconds (exact, then rounded) and count
+    total_duration_seconds: float
+    duration_count: int
+
+
+@functools.lru_cache(maxsize=64)
+def _tools_statement(shape: _FilterShape, dialect: Dialect) -> sa.Select[Any]:
+    """The matching sessions' tool usage summed per tool (``session_tools`` rows add up),
+    most calls first, then by name byte-wise; the sessions' summed seconds in exact
+    nanoseconds, as mean durations are."""
+    tools = session_tools.c
+    calls = sa.func.sum(tools.calls)
+    return (
+        sa.select(
+            tools.tool_name,
+            calls.label("calls"),
+            sa.func.sum(tools.failures).label("failures"),
+            sa.func.sum(_duration_units(dialect, tools.total_duration_seconds)).label("units"),
+            sa.func.sum(tools.duration_count).label("duration_count"),
+        )
+        .select_from(session_tools.join(sessions, sessions.c.id == tools.session_id))
+        .where(*_session_conditions(shape))
+        .group_by(tools.tool_name)
+        .order_by(calls.desc(), _ordered_key(dialect, tools.tool_name))
+        .limit(sa.bindparam("first", type_=sa.Integer))
+    )
+
+
+async def tool_totals(engine: AsyncEngine, scope: Scope, first: int) -> list[ToolTotals]:
+    """The ``first`` most called tools of the matching sessions."""
+    stmt = _tools_statement(scope.shape, _dialect(engine))
+    rows = await _rows(engine, stmt, {**scope.params, "first": first})
+    return [
+        ToolTotals(
+            tool_name=row._mapping["tool_name"],
+            calls=int(row._mapping["calls"]),
+            failures=int(row._mapping["failures"]),
+            total_duration_seconds=int(row._mapping["units"]) / DURATION_UNITS,
+            duration_count=int(row._mapping["duration_count"]),
+        )
+        for row in rows
+    ]

@@ -35,10 +35,12 @@ from sessiongraph.graphql.fields import (
 from sessiongraph.graphql.ordering import OrderDirection
 from sessiongraph.graphql.scalars import BigInt
 from sessiongraph.graphql.types.session import ModelCost, SessionStatus
+from sessiongraph.graphql.types.tool import ToolUsage
 
 T = TypeVar("T")
 
 MAX_GROUPS = 200
+MAX_TOOLS = 100
 MAX_BUCKETS = 1000
 MAX_UTC_OFFSET_MINUTES = 840
 
@@ -448,6 +450,35 @@ class SessionStats:
                 )
             )
         return buckets
+
+    @strawberry.field(
+        description="Tool calls across the sessions, per tool: most calls first, then by name.",
+        metadata=AGGREGATE,
+    )
+    async def tools(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="How many tools, 1..100.")] = 20,
+    ) -> list[ToolUsage]:
+        if not 1 <= first <= MAX_TOOLS:
+            raise BadUserInput(
+                f"`first` must be between 1 and {MAX_TOOLS}, got {first}", argumentName="first"
+            )
+        return [
+            _tool_usage(tool)
+            for tool in await stats.tool_totals(info.context.engine, self._scope, first)
+        ]
+
+
+def _tool_usage(tool: stats.ToolTotals) -> ToolUsage:
+    count, total = tool.duration_count, tool.total_duration_seconds
+    return ToolUsage(
+        tool_name=tool.tool_name,
+        calls=tool.calls,
+        failures=tool.failures,
+        total_duration_seconds=round(total, stats.FLOAT_PLACES) if count else None,
+        avg_duration_seconds=round(total / count, stats.FLOAT_PLACES) if count else None,
+    )
 
 
 def _group_key(by: SessionGroupKey, key: Any) -> str | None:
