@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongraph.db import outages
+from sessiongraph.db import filtering, outages
 from sessiongraph.db.columns import UTCDateTime
 from sessiongraph.db.tables import operations, sessions, workflows
 from sessiongraph.errors import QueryTimeout
@@ -33,11 +33,15 @@ PREFIX_CANDIDATES = 5
 
 
 @dataclass(frozen=True, slots=True)
-class SessionFilter:
+class SessionCriteria:
+    """Which sessions a list holds: the flat arguments of ``sessions`` and, AND'ed with
+    them, its ``filter`` (``where``; None when it filters nothing)."""
+
     workflow_id: str | None = None
     statuses: tuple[str, ...] = ()
     started_after: datetime | None = None
     started_before: datetime | None = None
+    where: filtering.Where | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,24 +169,30 @@ async def _timed(work: Coroutine[Any, Any, T]) -> T:
 
 @dataclass(frozen=True, slots=True)
 class _FilterShape:
-    """Which conditions of a ``SessionFilter`` are present."""
+    """Which conditions of a ``SessionCriteria`` are present: the flat ones, and the shape
+    of its ``filter`` with the database it is compiled for."""
 
     workflow: bool
     statuses: int
     started_after: bool
     started_before: bool
+    where: filtering.Condition | None = None
+    dialect: str | None = None
 
     @staticmethod
-    def of(filters: SessionFilter) -> _FilterShape:
+    def of(filters: SessionCriteria, dialect: str) -> _FilterShape:
+        where = filters.where
         return _FilterShape(
             workflow=filters.workflow_id is not None,
             statuses=len(filters.statuses),
             started_after=filters.started_after is not None,
             started_before=filters.started_before is not None,
+            where=where.shape if where is not None else None,
+            dialect=dialect if where is not None else None,
         )
 
 
-def _session_params(filters: SessionFilter) -> dict[str, Any]:
+def _session_params(filters: SessionCriteria) -> dict[str, Any]:
     params: dict[str, Any] = {f"status_{i}": s for i, s in enumerate(filters.statuses)}
     params.update(
         workflow_id=filters.workflow_id,
@@ -190,6 +200,8 @@ def _session_params(filters: SessionFilter) -> dict[str, Any]:
         started_after=filters.started_after,
         started_before=filters.started_before,
     )
+    if filters.where is not None:
+        params.update(filters.where.params)
     return params
 
 
@@ -211,6 +223,10 @@ def _session_conditions(
         conditions.append(columns.started_at >= sa.bindparam("started_after"))
     if shape.started_before:
         conditions.append(columns.started_at <= sa.bindparam("started_before"))
+    if shape.where is not None and shape.dialect is not None:
+        # One condition for the whole filter, added to every branch of a page: the
+        # flat conditions above keep choosing the index each branch walks.
+        conditions.append(filtering.condition(shape.where, shape.dialect))
     return conditions
 
 
@@ -249,7 +265,7 @@ SESSION_DOCUMENTS = ("metadata", "cost_by_model")
 async def fetch_session_page(
     *,
     engine: AsyncEngine,
-    filters: SessionFilter,
+    filters: SessionCriteria,
     ordering: SessionOrdering,
     after: Keyset | None,
     limit: int,
@@ -257,7 +273,8 @@ async def fetch_session_page(
 ) -> Sequence[Row[Any]]:
     """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break,
     each row with the columns ``read_ahead`` names (rows by position)."""
-    stmt = _session_page_statement(_FilterShape.of(filters), ordering, _start(after), read_ahead)
+    shape = _FilterShape.of(filters, engine.dialect.name)
+    stmt = _session_page_statement(shape, ordering, _start(after), read_ahead)
     if stmt is None:  # a cursor past the NULLs of a column that has none
         return []
     params = _session_params(filters)
@@ -385,8 +402,8 @@ async def ping(*, engine: AsyncEngine) -> None:
     await uncancellable(run())
 
 
-async def count_sessions(*, engine: AsyncEngine, filters: SessionFilter) -> int:
-    stmt = _session_count_statement(_FilterShape.of(filters))
+async def count_sessions(*, engine: AsyncEngine, filters: SessionCriteria) -> int:
+    stmt = _session_count_statement(_FilterShape.of(filters, engine.dialect.name))
     return int(await _scalar(engine, stmt, _session_params(filters)))
 
 
@@ -492,13 +509,14 @@ def _recorded_operations_statement(selected: tuple[str, ...]) -> sa.Select[Any]:
 
 
 async def fetch_sessions_for_filter(
-    *, engine: AsyncEngine, ids: Sequence[str], filters: SessionFilter
+    *, engine: AsyncEngine, ids: Sequence[str], filters: SessionCriteria
 ) -> dict[str, RowMapping]:
     """The sessions of ``ids``, each with ``matches`` (it passes ``filters``) and
     ``matches_but_status`` (it passes them all but the status condition)."""
     params = _session_params(filters)
     params["ids"] = list(ids)
-    rows = await _all(engine, _sessions_for_filter_statement(_FilterShape.of(filters)), params)
+    stmt = _sessions_for_filter_statement(_FilterShape.of(filters, engine.dialect.name))
+    rows = await _all(engine, stmt, params)
     return {row["id"]: row for row in rows}
 
 

@@ -24,12 +24,13 @@ from sessiongraph.errors import ApiError, InternalError, Unavailable
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.errors import INTERNAL_MESSAGE
 from sessiongraph.graphql.filters import (
+    FilterArgument,
     StartedAfterArgument,
     StartedBeforeArgument,
     StatusArgument,
     StatusesArgument,
     WorkflowIdArgument,
-    session_filter,
+    session_criteria,
 )
 from sessiongraph.graphql.types.operation import Operation, operation_columns, operation_list
 from sessiongraph.graphql.types.session import Session
@@ -169,13 +170,15 @@ class Subscription:
         statuses: StatusesArgument = UNSET,
         started_after: StartedAfterArgument = UNSET,
         started_before: StartedBeforeArgument = UNSET,
+        filter: FilterArgument = UNSET,
     ) -> AsyncGenerator[SessionChange, None]:
-        filters = session_filter(
+        filters = session_criteria(
             workflow_id=workflow_id,
             status=status,
             statuses=statuses,
             started_after=started_after,
             started_before=started_before,
+            filter=filter,
         )
         # A finished session was pending or running before: it may have left this
         # list if the filter shows either. (Only the status of a session changes.)
