@@ -652,7 +652,8 @@ class MoneyBound(sa.TypeDecorator[Decimal]):
     meet: the decimals of doubles are ordered as the doubles are.
     """
 
-    impl = sa.Numeric(20, 10)
+    # Unconstrained: a bound may lie beyond what the column's NUMERIC(20, 10) holds.
+    impl = sa.Numeric()
     cache_ok = True
 
     def __init__(self, operator: str) -> None:
