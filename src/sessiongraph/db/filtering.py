@@ -45,14 +45,15 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from sessiongraph.db.columns import Money
+from sessiongraph.db.columns import Money, UTCDateTime
 from sessiongraph.db.tables import operations, sessions
 
 #: What Python's ``str.strip()`` removes, so stored repos are normalized in SQL exactly
@@ -61,6 +62,7 @@ WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = _UPPER.lower()
 _ASCII_LOWER = str.maketrans(_UPPER, _LOWER)
+_SQLITE = sqlite.dialect()
 
 
 def fold_ascii(text: str) -> str:
@@ -85,8 +87,8 @@ class Slot:
 class Parameters:
     """The values of a filter's slots, by bind parameter name."""
 
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self.values: dict[str, Any] = dict(values or {})
 
     def add(self, value: Any) -> Slot:
         slot = Slot(len(self.values))
@@ -331,6 +333,92 @@ class Source:
 
 
 SESSIONS = Source()
+
+
+class Before(Source):
+    """Sessions as they were before the writes of a change (``sessionsChanged``).
+
+    The statement reads the changes from a JSON object parameter named ``changes``, by
+    session id: ``{"<id>": {"new": bool, "first_row": int | null, "before": {column:
+    value}}}`` (``changed_sessions_json`` writes it), joined as ``relation``. A column
+    in ``before`` had that value (in the database's stored form); any other had the
+    value it has now. Only the operations stored before ``first_row`` (``operations.id``)
+    were there. A ``new`` session did not exist: it matched nothing.
+    """
+
+    def relation(self, dialect: str) -> sa.TableValuedAlias:
+        return self._relations[dialect]
+
+    def __init__(self) -> None:
+        changes = sa.bindparam("changes", type_=sa.Text)
+        self._relations = {
+            "sqlite": sa.func.json_each(changes).table_valued("key", "value").alias("change"),
+            "postgresql": sa.func.jsonb_each(sa.cast(changes, postgresql.JSONB))
+            .table_valued("key", "value")
+            .alias("change"),
+        }
+
+    def _field(self, dialect: str, name: str) -> sa.ColumnElement[Any]:
+        """The text (SQLite: the SQL value) of the session's change under ``name``."""
+        value = self.relation(dialect).c.value
+        if dialect == "sqlite":
+            return sa.func.json_extract(value, f"$.{name}")
+        return value.op("->>")(sa.literal(name, sa.Text))
+
+    def new(self, dialect: str) -> sa.ColumnElement[bool]:
+        flag = self._field(dialect, "new")
+        return flag == 1 if dialect == "sqlite" else flag == "true"
+
+    def column(self, name: str, dialect: str) -> sa.ColumnElement[Any]:
+        now = sessions.c[name]
+        if dialect == "sqlite":
+            path = f"$.before.{name}"
+            value = self.relation(dialect).c.value
+            held = sa.func.json_type(value, path).is_not(None)
+            return sa.case((held, sa.func.json_extract(value, path)), else_=now)
+        before = self.relation(dialect).c.value.op("->")(sa.literal("before", sa.Text))
+        held = before.op("?", is_comparison=True)(sa.literal(name, sa.Text))
+        was = sa.cast(before.op("->>")(sa.literal(name, sa.Text)), now.type)
+        return sa.case((held, was), else_=now)
+
+    def operation_conditions(
+        self, operation: sa.FromClause, dialect: str
+    ) -> list[sa.ColumnElement[bool]]:
+        first = self._field(dialect, "first_row")
+        if dialect != "sqlite":
+            first = sa.cast(first, sa.BigInteger)
+        return [sa.or_(first.is_(None), operation.c.id < first)]
+
+
+BEFORE = Before()
+
+
+def changed_sessions_json(
+    changes: Mapping[str, tuple[bool, int | None, Mapping[str, Any]]], dialect: str
+) -> str:
+    """The ``changes`` parameter of ``Before``: by session id, whether it is new, the first
+    row of its new operations and the values its columns had, as events carry them
+    (times in ISO 8601, amounts as decimal strings), converted to what the database
+    stores: on SQLite, UTCDateTime's text and Money's double."""
+    written: dict[str, Any] = {}
+    for session_id, (new, first_row, before) in changes.items():
+        values: dict[str, Any] = {}
+        for name, value in before.items():
+            if name not in sessions.c:
+                continue  # a column of another version: read as it is now
+            values[name] = _stored(sessions.c[name].type, value, dialect)
+        written[session_id] = {"new": new, "first_row": first_row, "before": values}
+    return json.dumps(written, separators=(",", ":"))
+
+
+def _stored(type_: sa.types.TypeEngine[Any], value: Any, dialect: str) -> Any:
+    if value is None or dialect != "sqlite":
+        return value
+    if isinstance(type_, UTCDateTime):
+        return type_.process_bind_param(datetime.fromisoformat(value), _SQLITE)
+    if isinstance(type_, Money):
+        return float(Decimal(value))
+    return value
 
 
 def stored(name: str) -> bool:

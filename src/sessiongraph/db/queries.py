@@ -6,6 +6,7 @@ Every function runs a fixed number of statements, whatever the number of rows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import re
@@ -206,17 +207,17 @@ def _session_params(filters: SessionCriteria) -> dict[str, Any]:
 
 
 def _session_conditions(
-    shape: _FilterShape, status: int | None = None, *, statuses: bool = True
+    shape: _FilterShape, status: int | None = None
 ) -> list[sa.ColumnElement[bool]]:
     """The filter's conditions; the status is ``status_<status>`` alone when given,
-    else any of the ``statuses`` (left out when ``statuses`` is false)."""
+    else any of the ``statuses``."""
     columns = sessions.c
     conditions: list[sa.ColumnElement[bool]] = []
     if shape.workflow:
         conditions.append(columns.workflow_id == sa.bindparam("workflow_id"))
     if status is not None:
         conditions.append(columns.status == sa.bindparam(f"status_{status}"))
-    elif shape.statuses and statuses:
+    elif shape.statuses:
         conditions.append(columns.status.in_(sa.bindparam("statuses", expanding=True)))
     # A NULL started_at fails both comparisons, so undated sessions never match a bound.
     if shape.started_after:
@@ -508,32 +509,72 @@ def _recorded_operations_statement(selected: tuple[str, ...]) -> sa.Select[Any]:
     )
 
 
-async def fetch_sessions_for_filter(
-    *, engine: AsyncEngine, ids: Sequence[str], filters: SessionCriteria
+def whole_filter(filters: SessionCriteria) -> filtering.Where | None:
+    """``filters`` as one filter tree, its flat arguments conditions of it: for a statement
+    that reads sessions by id, with no index to choose."""
+    where = filters.where
+    parameters = filtering.Parameters(where.params if where is not None else {})
+    parts: list[filtering.Condition] = [where.shape] if where is not None else []
+    if filters.workflow_id is not None:
+        eq = parameters.add(filters.workflow_id)
+        parts.append(filtering.Text("workflow_id", filtering.Strings(eq=eq)))
+    if filters.statuses:
+        parts.append(filtering.Status(parameters.add(list(filters.statuses))))
+    if filters.started_after is not None:
+        after = filtering.Bounds(gte=parameters.add(filters.started_after))
+        parts.append(filtering.Within("started_at", after))
+    if filters.started_before is not None:
+        before = filtering.Bounds(lte=parameters.add(filters.started_before))
+        parts.append(filtering.Within("started_at", before))
+    return filtering.prepare(filtering.All(tuple(parts)), parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What writes did to a session since a subscriber last looked (one event): whether
+    they started it, the first ``operations.id`` they added, and the values they
+    replaced (``Event.before``)."""
+
+    session_id: str
+    new: bool = False
+    first_row: int | None = None
+    before: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+async def fetch_changed_sessions(
+    *, engine: AsyncEngine, changes: Sequence[Change], where: filtering.Where | None
 ) -> dict[str, RowMapping]:
-    """The sessions of ``ids``, each with ``matches`` (it passes ``filters``) and
-    ``matches_but_status`` (it passes them all but the status condition)."""
-    params = _session_params(filters)
-    params["ids"] = list(ids)
-    stmt = _sessions_for_filter_statement(_FilterShape.of(filters, engine.dialect.name))
+    """The sessions of ``changes`` as they are now, each with ``matches`` (it matches
+    ``where`` now) and ``matched`` (it matched before the writes of its change): both
+    decided by the database, in one statement."""
+    dialect = engine.dialect.name
+    params: dict[str, Any] = dict(where.params) if where is not None else {}
+    params["changes"] = filtering.changed_sessions_json(
+        {c.session_id: (c.new, c.first_row, c.before) for c in changes}, dialect
+    )
+    stmt = _changed_sessions_statement(where.shape if where is not None else None, dialect)
     rows = await _all(engine, stmt, params)
     return {row["id"]: row for row in rows}
 
 
 @functools.lru_cache(maxsize=64)
-def _sessions_for_filter_statement(shape: _FilterShape) -> sa.Select[Any]:
+def _changed_sessions_statement(shape: filtering.Condition | None, dialect: str) -> sa.Select[Any]:
+    before = filtering.BEFORE
+    change = before.relation(dialect)
+    if shape is None:
+        matches: sa.ColumnElement[bool] = sa.true()
+        matched: sa.ColumnElement[bool] = sa.true()
+    else:
+        # NULL (an undated session against a time bound) counts as false, as in WHERE.
+        matches = sa.func.coalesce(filtering.condition(shape, dialect), sa.false())
+        matched = sa.func.coalesce(filtering.condition(shape, dialect, before), sa.false())
+    # The ids compare byte-wise (PostgreSQL: the ids' "C" collation, not the key's).
+    key = change.c.key if dialect == "sqlite" else change.c.key.collate("C")
     return sa.select(
         sessions,
-        _all_true(_session_conditions(shape)).label("matches"),
-        _all_true(_session_conditions(shape, statuses=False)).label("matches_but_status"),
-    ).where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
-
-
-def _all_true(conditions: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
-    # NULL (an undated session against a time bound) counts as false, as in WHERE.
-    if not conditions:
-        return sa.true()
-    return sa.func.coalesce(sa.and_(*conditions), sa.false())
+        matches.label("matches"),
+        sa.case((before.new(dialect), sa.false()), else_=matched).label("matched"),
+    ).select_from(change.join(sessions, sessions.c.id == key))
 
 
 _WORKFLOWS = sa.select(workflows).where(workflows.c.id.in_(sa.bindparam("ids", expanding=True)))

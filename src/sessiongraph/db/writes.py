@@ -21,7 +21,7 @@ from sessiongraph.db.errors import (
     SessionNotFound,
 )
 from sessiongraph.db.tables import operations, sessions, workflows
-from sessiongraph.events import Event, EventKind
+from sessiongraph.events import Event, EventKind, replaced
 
 #: Told of a write's event inside its transaction (see ``sessiongraph.events``).
 Announce = Callable[[AsyncConnection, Event], Awaitable[None]]
@@ -225,6 +225,6 @@ async def complete_session(
         )
         if done.rowcount != 1:
             raise FinishedMeanwhile(session_id)
-        event = Event(EventKind.COMPLETED, session_id)
+        event = Event(EventKind.COMPLETED, session_id, before=replaced(row, values))
         await announce(conn, event)
     return event
