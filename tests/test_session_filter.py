@@ -12,6 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.db import filtering
+from sessiongraph.db.tables import operations
+from sessiongraph.graphql.session_filter import OperationMatch, StringMatch, operation_where
 from tests.helpers import (
     T0,
     GraphQLClient,
@@ -969,3 +972,28 @@ async def test_the_filter_costs_no_more_nodes(gql: GraphQLClient) -> None:
     )
 
     assert body["extensions"] == cost(7)
+
+
+async def test_an_operation_match_compiles_for_a_list_of_operations(engine: AsyncEngine) -> None:
+    # searchOperations(operation:) will reuse the conditions of hasOperation on its own rows
+    await insert_sessions(engine, session_row(id="s"))
+    await insert_operations(
+        engine,
+        operation_row("s", operation_id="a", tool_name="Bash", git={"branch": "main"}),
+        operation_row("s", operation_id="b", tool_name="Bash", success=False),
+        operation_row("s", operation_id="c", tool_name="Read", git={"branch": "main"}),
+    )
+    match = OperationMatch(tool_name=StringMatch(eq="Bash"), git_branch=StringMatch(is_null=False))
+    where = operation_where(match)
+    assert where is not None
+    assert isinstance(where.shape, filtering.HasOperation)
+
+    stmt = sa.select(operations.c.operation_id).where(
+        filtering.operation_condition(where.shape, engine.dialect.name)
+    )
+    async with engine.connect() as conn:
+        found = (await conn.execute(stmt, dict(where.params))).scalars().all()
+
+    assert found == ["a"]
+    assert operation_where(OperationMatch()) is None
+    assert operation_where(OperationMatch(types=[])) == filtering.Where(filtering.FALSE, {})

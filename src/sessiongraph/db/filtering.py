@@ -452,6 +452,17 @@ def condition(shape: Condition, dialect: str, source: Source = SESSIONS) -> sa.C
     return _Compiler(dialect, source).compile(shape)
 
 
+@functools.lru_cache(maxsize=128)
+def operation_condition(
+    shape: HasOperation | Const, dialect: str, operation: sa.FromClause = operations
+) -> sa.ColumnElement[bool]:
+    """The SQL of an ``OperationMatch`` on the operation rows of ``operation`` themselves
+    (not "some operation of the session"): for statements that list operations."""
+    if isinstance(shape, Const):
+        return sa.true() if shape.value else sa.false()
+    return _all(_Compiler(dialect, SESSIONS).operation(shape, operation))
+
+
 class _Compiler:
     def __init__(self, dialect: str, source: Source) -> None:
         self.sqlite = dialect == "sqlite"
@@ -619,7 +630,15 @@ class _Compiler:
         conditions = [
             operation.c.session_id == self._column("id"),
             *self.source.operation_conditions(operation, self.dialect),
+            *self.operation(shape, operation),
         ]
+        return sa.select(sa.literal_column("1")).select_from(operation).where(*conditions).exists()
+
+    def operation(
+        self, shape: HasOperation, operation: sa.FromClause
+    ) -> list[sa.ColumnElement[bool]]:
+        """The conditions ``shape`` puts on one row of ``operation`` (operations or an alias)."""
+        conditions: list[sa.ColumnElement[bool]] = []
         kind = operation.c.operation_type
         if shape.types is not None:
             conditions.append(kind.in_(_bind(shape.types, sa.Text, expanding=True)))
@@ -637,7 +656,7 @@ class _Compiler:
         for key, match in (("branch", shape.git_branch), ("repo", shape.git_repo)):
             if match is not None:
                 conditions += self._strings(self._git(operation, key), match, sa.Text())
-        return sa.select(sa.literal_column("1")).select_from(operation).where(*conditions).exists()
+        return conditions
 
     def _git(self, operation: sa.FromClause, key: str) -> sa.ColumnElement[Any]:
         """A string the operation's git facts hold under ``key``; NULL for anything else."""

@@ -225,6 +225,21 @@ def session_where(
     return filtering.prepare(translation.session(value, argument, 1), translation.parameters)
 
 
+def operation_where(
+    value: OperationMatch | None, *, argument: str = "operation"
+) -> filtering.Where | None:
+    """The checked ``OperationMatch`` (the argument named ``argument``) as a filter whose
+    shape is a ``HasOperation`` (or a constant): compile it with
+    ``filtering.operation_condition``. None when it filters nothing."""
+    if value is None or value is UNSET:
+        return None
+    translation = _Translation(argument)
+    shape = filtering.simplify(translation.operation(value, argument))
+    if shape == filtering.HasOperation():
+        return None  # an empty match: every operation
+    return filtering.Where(shape, translation.parameters.values)
+
+
 def _fields(value: Any) -> list[tuple[str, str, Any]]:
     """The fields of an input object given a value: Python name, GraphQL name, value."""
     found = []
