@@ -12,8 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.config import Settings
 from sessiongraph.db import filtering
-from sessiongraph.db.tables import operations
+from sessiongraph.db.tables import operations, sessions
+from sessiongraph.graphql.schema import build_schema
 from sessiongraph.graphql.session_filter import OperationMatch, StringMatch, operation_where
 from tests.helpers import (
     T0,
@@ -65,6 +67,22 @@ def refused(body: dict[str, Any], field: str) -> str:
     assert error["path"] == ["sessions"], error
     message: str = error["message"]
     return message
+
+
+#: Counters kept on the session as operations are recorded: filterable once stored.
+COUNTER_FIELDS = [
+    ("operationCount", "operation_count"),
+    ("toolCallCount", "tool_call_count"),
+    ("failedOperationCount", "failed_operation_count"),
+    ("subagentCount", "subagent_count"),
+    ("commitCount", "commit_count"),
+]
+
+
+def stored(column: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        column not in sessions.c, reason=f"sessions has no {column} column on this branch"
+    )
 
 
 # --- StringMatch on the session's string columns -----------------------------------------------
@@ -267,6 +285,34 @@ async def test_datetime_ranges(gql: GraphQLClient, engine: AsyncEngine) -> None:
     )
 
 
+@stored("updated_at")
+async def test_updated_at_range(gql: GraphQLClient, engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    await insert_sessions(
+        engine,
+        session_row(id="old", updated_at=T0),
+        session_row(id="new", updated_at=now - timedelta(seconds=5)),
+    )
+
+    await check(
+        gql,
+        [
+            ({"updatedAt": {"gt": T0.isoformat()}}, {"new"}),
+            ({"updatedAt": {"lte": T0.isoformat()}}, {"old"}),
+            ({"updatedAt": {"lastSeconds": 600}}, {"new"}),
+        ],
+    )
+
+
+def test_the_filter_offers_the_counters_the_database_stores() -> None:
+    fields = build_schema(Settings()).schema_converter.type_map["SessionFilter"].definition
+    names = {f.python_name for f in fields.fields}
+
+    for _, column in [*COUNTER_FIELDS, ("updatedAt", "updated_at")]:
+        assert (column in names) == (column in sessions.c), column
+    assert "cache_hit_ratio" in names
+
+
 async def test_last_seconds_reads_the_database_clock(
     gql: GraphQLClient, engine: AsyncEngine
 ) -> None:
@@ -314,8 +360,11 @@ TOKEN_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("field", "column"), TOKEN_FIELDS)
-async def test_int_ranges_on_each_token_count(
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [*TOKEN_FIELDS, *(pytest.param(f, c, marks=stored(c)) for f, c in COUNTER_FIELDS)],
+)
+async def test_int_ranges_on_each_count(
     gql: GraphQLClient, engine: AsyncEngine, field: str, column: str
 ) -> None:
     await insert_sessions(
