@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.config import Settings
 from sessiongraph.db import filtering
+from sessiongraph.db.columns import double_bound, on_money_grid
 from sessiongraph.db.tables import operations, sessions
 from sessiongraph.graphql.schema import build_schema
 from sessiongraph.graphql.session_filter import OperationMatch, StringMatch, operation_where
@@ -1046,3 +1049,32 @@ async def test_an_operation_match_compiles_for_a_list_of_operations(engine: Asyn
     assert found == ["a"]
     assert operation_where(OperationMatch()) is None
     assert operation_where(OperationMatch(types=[])) == filtering.Where(filtering.FALSE, {})
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(
+    stored=st.decimals(min_value=0, max_value=10**6, places=6, allow_nan=False),
+    bound=st.one_of(
+        st.decimals(min_value=-10, max_value=10**6 + 1, places=12, allow_nan=False),
+        st.decimals(allow_nan=False, allow_infinity=False),
+    ),
+    operator=st.sampled_from(["gt", "gte", "lt", "lte"]),
+)
+def test_money_bounds_select_the_stored_decimals_exactly(
+    stored: Decimal, bound: Decimal, operator: str
+) -> None:
+    # A stored cost (at most 10 places, as writes allow) reads back as the decimal of its
+    # double's shortest repr on SQLite; the bound the filter sends selects exactly the
+    # doubles whose decimals meet the decimal bound, and the grid bound the same values.
+    compare = {
+        "gt": lambda a, b: a > b,
+        "gte": lambda a, b: a >= b,
+        "lt": lambda a, b: a < b,
+        "lte": lambda a, b: a <= b,
+    }[operator]
+    double = float(stored)
+    assert Decimal(repr(double)) == stored
+    grid = on_money_grid(bound, operator)
+
+    assert compare(stored, grid) == compare(stored, bound)
+    assert compare(double, double_bound(grid, operator)) == compare(stored, bound)
