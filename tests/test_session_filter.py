@@ -1078,3 +1078,53 @@ def test_money_bounds_select_the_stored_decimals_exactly(
 
     assert compare(stored, grid) == compare(stored, bound)
     assert compare(double, double_bound(grid, operator)) == compare(stored, bound)
+
+
+@pytest.mark.postgres_only
+async def test_string_matches_ignore_the_columns_collation(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    # given text columns under a linguistic collation, whose order is not the bytes'
+    # (and whose lower() would fold more than A-Z)
+    await insert_sessions(
+        engine,
+        *(
+            session_row(id=id, agent_model=value, error_message=f"Failed: {value.upper()}")
+            for id, value in STRING_VALUES.items()
+        ),
+    )
+    columns = ("agent_model", "error_message")
+    async with engine.begin() as conn:
+        for column in columns:
+            await conn.execute(
+                sa.text(f'ALTER TABLE sessions ALTER COLUMN {column} TYPE text COLLATE "en-x-icu"')
+            )
+    try:
+        # when / then: the same answers as byte-wise
+        await check(
+            gql,
+            [
+                ({"agentModel": {"eq": "alpha"}}, {"v-plain"}),
+                ({"agentModel": {"in": ["ALPHA", "Alpha"]}}, {"v-upper"}),
+                (
+                    {"agentModel": {"prefix": "al"}},
+                    {"v-plain", "v-percent", "v-underscore", "v-backslash"},
+                ),
+                ({"agentModel": {"prefix": "A"}}, {"v-upper"}),
+                ({"agentModel": {"prefix": "e"}}, set()),
+                (
+                    {"errorMessage": {"contains": "failed: al"}},
+                    {"v-plain", "v-upper", "v-percent", "v-underscore", "v-backslash"},
+                ),
+                ({"errorMessage": {"contains": "élan"}}, set()),
+                ({"errorMessage": {"contains": "éLAN"}}, set()),
+            ],
+        )
+    finally:
+        async with engine.begin() as conn:
+            for column in columns:
+                await conn.execute(
+                    sa.text(
+                        f'ALTER TABLE sessions ALTER COLUMN {column} TYPE text COLLATE "default"'
+                    )
+                )
