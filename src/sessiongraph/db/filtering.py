@@ -567,29 +567,20 @@ class _Compiler:
         return sa.case((sa.func.jsonb_typeof(document) == json_type, document))
 
     def _repo(self, match: Strings) -> sa.ColumnElement[bool]:
-        document = self._json_of(self._column("repos"), "array")
-        if self.sqlite:
-            entries = sa.func.json_each(document).table_valued("type", "atom").alias("repo")
-            is_text = entries.c.type == "text"
-            raw: sa.ColumnElement[Any] = entries.c.atom
-        else:
-            entries = sa.func.jsonb_array_elements(document).table_valued("value").alias("repo")
-            is_text = sa.func.jsonb_typeof(entries.c.value) == "string"
-            raw = entries.c.value.op("#>>")(sa.literal_column("'{}'"))
-        entry = (sa.func.trim if self.sqlite else sa.func.btrim)(raw, WHITESPACE)
-        checks = self._strings(entry, Strings(match.eq, match.in_, match.prefix), sa.Text())
+        repos = repo_entries(self._column("repos"), self.dialect)
+        checks = self._strings(repos.entry, Strings(match.eq, match.in_, match.prefix), sa.Text())
+        if match.is_null and checks:  # no entry left, yet one meeting the checks
+            return sa.false()
 
         def some(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
             return (
                 sa.select(sa.literal_column("1"))
-                .select_from(entries)
-                .where(is_text, entry != "", *conditions)
+                .select_from(repos.table)
+                .where(*repos.where, *conditions)
                 .exists()
             )
 
-        if match.is_null:  # no entry left, and (so) none meeting the other conditions
-            return sa.and_(sa.not_(some()), some(*checks)) if checks else sa.not_(some())
-        return some(*checks)
+        return sa.not_(some()) if match.is_null else some(*checks)
 
     def _metadata(self, shape: Metadata) -> sa.ColumnElement[bool]:
         document = self._json_of(self._column("metadata"), "object")
@@ -671,6 +662,35 @@ class _Compiler:
             return sa.case((sa.func.json_valid(git) == 1, text))
         name = sa.literal(key, sa.Text)
         return sa.case((sa.func.jsonb_typeof(git.op("->")(name)) == "string", git.op("->>")(name)))
+
+
+@dataclass(frozen=True, slots=True)
+class RepoEntries:
+    """A session's repositories as the contract normalizes them: the rows of ``table``
+    that meet ``where`` are its string entries that are not blank, ``entry`` each one
+    stripped (as ``str.strip`` strips). Duplicates are left to the caller."""
+
+    table: sa.FromClause
+    entry: sa.ColumnElement[Any]
+    where: tuple[sa.ColumnElement[bool], ...]
+
+
+def repo_entries(repos: sa.ColumnElement[Any], dialect: str) -> RepoEntries:
+    """The entries of ``repos`` (a session's JSON column, or what stands for it), a
+    table-valued function of it, for a correlated subquery or a lateral join."""
+    if dialect == "sqlite":
+        document = sa.case(
+            (sa.func.json_valid(repos) == 1, sa.case((sa.func.json_type(repos) == "array", repos)))
+        )
+        table = sa.func.json_each(document).table_valued("type", "atom").alias("repo")
+        is_text = table.c.type == "text"
+        entry = sa.func.trim(table.c.atom, WHITESPACE)
+    else:
+        document = sa.case((sa.func.jsonb_typeof(repos) == "array", repos))
+        table = sa.func.jsonb_array_elements(document).table_valued("value").alias("repo")
+        is_text = sa.func.jsonb_typeof(table.c.value) == "string"
+        entry = sa.func.btrim(table.c.value.op("#>>")(sa.literal_column("'{}'")), WHITESPACE)
+    return RepoEntries(table, entry, (is_text, entry != ""))
 
 
 def _same_json_sqlite(
