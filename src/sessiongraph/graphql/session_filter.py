@@ -283,9 +283,13 @@ class _Translation:
             self.fail(path, f"`{path}` must be valid Unicode (no lone surrogates)")
         return value
 
-    def values(self, items: list[Any], path: str) -> tuple[Any, ...]:
+    def values(self, items: list[Any], path: str, *, texts: bool = False) -> tuple[Any, ...]:
+        """The distinct values of a list, in order; ``texts``: each one checked."""
         if len(items) > MAX_VALUES:
             self.fail(path, f"`{path}` holds at most {MAX_VALUES} values, got {len(items)}")
+        if texts:
+            for index, item in enumerate(items):
+                self.checked_text(item, f"{path}[{index}]")
         return tuple(dict.fromkeys(items))
 
     def session(self, value: SessionFilter, path: str, level: int) -> filtering.Condition:
@@ -345,8 +349,7 @@ class _Translation:
             at = f"{path}.{name}"
             self.leaf(at)
             if python_name == "in_":
-                texts = [self.checked_text(v, f"{at}[{i}]") for i, v in enumerate(item)]
-                items = self.values(texts, at)
+                items = self.values(item, at, texts=True)
                 if items:
                     slots["in_"] = self.parameters.add(list(items))
                 else:
@@ -418,9 +421,7 @@ class _Translation:
             at = f"{path}.{name}"
             if python_name == "types":
                 self.leaf(at)
-                types = self.values(
-                    [self.checked_text(t, f"{at}[{i}]") for i, t in enumerate(item)], at
-                )
+                types = self.values(item, at, texts=True)
                 if types:
                     slots["types"] = self.parameters.add(list(types))
                 else:
