@@ -174,8 +174,8 @@ def build(name: str, recorded: Recorded, results: list[list[Any]]) -> dict[str, 
     for row in sessions:  # what the page's statement read along
         if "read_ahead_workflow_name" in row:
             names[row["workflow_id"]] = row["read_ahead_workflow_name"]
-        if "read_ahead_operation_count" in row:
-            counts[row["id"]] = row["read_ahead_operation_count"]
+        if "operation_count" in row:  # a column of the session
+            counts[row["id"]] = row["operation_count"]
         if "read_ahead_total" in row:
             total = row["read_ahead_total"]
     nodes = []

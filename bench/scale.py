@@ -165,7 +165,7 @@ SESSION_COLUMNS = [
     "agent_provider", "agent_model", "repos", "workspace_path", "input_tokens",
     "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens",
     "total_cost_usd", "cost_by_model", "started_at", "completed_at", "duration_seconds",
-    "error_message", "metadata",
+    "error_message", "metadata", "updated_at",
 ]  # fmt: skip
 OPERATION_COLUMNS = [
     "id", "operation_id", "session_id", "operation_type", "timestamp", "duration_seconds",
@@ -252,6 +252,34 @@ class Progress:
         )
 
 
+#: The sessions' counters and tool usage, counted from the copied operations at once.
+COUNT_OPERATIONS = """
+UPDATE sessions SET
+    operation_count = counted.operations, tool_call_count = counted.tool_calls,
+    failed_operation_count = counted.failed, subagent_count = counted.subagents,
+    commit_count = counted.commits
+FROM (
+    SELECT session_id, count(*) AS operations,
+        count(*) FILTER (WHERE operation_type IN
+            ('tool_execution_completed', 'tool_execution_failed', 'tool_blocked')) AS tool_calls,
+        count(*) FILTER (WHERE NOT success) AS failed,
+        count(*) FILTER (WHERE operation_type = 'subagent_started') AS subagents,
+        count(*) FILTER (WHERE operation_type = 'git_commit') AS commits
+    FROM operations GROUP BY session_id
+) AS counted
+WHERE sessions.id = counted.session_id;
+INSERT INTO session_tools
+    (session_id, tool_name, calls, failures, total_duration_seconds, duration_count)
+SELECT session_id, tool_name, count(*),
+    count(*) FILTER (WHERE operation_type <> 'tool_execution_completed' OR NOT success),
+    coalesce(sum(duration_seconds), 0), count(duration_seconds)
+FROM operations
+WHERE operation_type IN ('tool_execution_completed', 'tool_execution_failed', 'tool_blocked')
+    AND tool_name IS NOT NULL
+GROUP BY session_id, tool_name;
+"""
+
+
 async def session_rows(
     size: int, ops_range: tuple[int, int], rng: random.Random, plans: list[SessionPlan]
 ) -> AsyncIterator[Row]:
@@ -314,6 +342,7 @@ async def session_rows(
             duration,
             ERRORS[int(r() * len(ERRORS))] if status == "failed" else None,
             METADATA_JSON[int(r() * len(METADATA_JSON))],
+            completed or started or ANCHOR,
         )
         progress.tick()
     progress.report()
@@ -486,6 +515,7 @@ async def load(
     )
     report.sessions = len(plans)
     plans.clear()
+    await timed("count operations", lambda: conn.execute(COUNT_OPERATIONS))
 
     async def build() -> None:
         for ddl in builds:
@@ -506,7 +536,8 @@ async def load(
         " (SELECT coalesce(max(id), 1) FROM operations))"
     )
     await timed(
-        "vacuum analyze", lambda: conn.execute("VACUUM (ANALYZE) workflows, sessions, operations")
+        "vacuum analyze",
+        lambda: conn.execute("VACUUM (ANALYZE) workflows, sessions, operations, session_tools"),
     )
     report.operations = await conn.fetchval("SELECT count(*) FROM operations")
     for table in ("sessions", "operations"):
@@ -620,7 +651,10 @@ async def measure(
 SESSION_FIELDS = (
     "id status workflowName totalCostDisplay totalTokensDisplay durationDisplay startedAt"
 )
-ORDER_FIELDS = ["STARTED_AT", "COMPLETED_AT", "TOTAL_COST_USD", "TOTAL_TOKENS", "DURATION_SECONDS"]
+ORDER_FIELDS = [
+    "STARTED_AT", "COMPLETED_AT", "TOTAL_COST_USD", "TOTAL_TOKENS", "DURATION_SECONDS",
+    "OPERATION_COUNT", "TOOL_CALL_COUNT", "FAILED_OPERATION_COUNT", "UPDATED_AT",
+]  # fmt: skip
 LIGHT_OPERATION = "operationId operationType timestamp toolName success durationSeconds"
 
 DASHBOARD = """query($after: DateTime!, $before: DateTime!) {

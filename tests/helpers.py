@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.db import counters
+from sessiongraph.db.columns import database_clock
 from sessiongraph.db.tables import operations, sessions, workflows
 
 T0 = datetime(2026, 4, 18, 8, 0, tzinfo=UTC)
@@ -157,8 +161,10 @@ async def insert_session(engine: AsyncEngine, **overrides: Any) -> dict[str, Any
 
 
 async def insert_operations(engine: AsyncEngine, *rows: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stored as the importer stores operations: their sessions' counters counted again."""
     async with engine.begin() as conn:
         await conn.execute(operations.insert(), list(rows))
+        await counters.recount(conn, {row["session_id"] for row in rows})
     return list(rows)
 
 
@@ -187,3 +193,61 @@ def destroy_database_files(folder: Path) -> None:
 def cost(nodes: int, budget: int = 50_000) -> dict[str, Any]:
     """The ``extensions`` of an accepted response that asked for ``nodes`` nodes."""
     return {"cost": {"requestedNodes": nodes, "budget": budget}}
+
+
+async def database_time(engine: AsyncEngine) -> datetime:
+    """The database's clock now, as ``updated_at`` is stamped."""
+    async with engine.connect() as conn:
+        now: datetime = await conn.scalar(sa.select(database_clock()))
+    return now
+
+
+TOOL_CALLS = {"tool_execution_completed", "tool_execution_failed", "tool_blocked"}
+
+
+def expected_counters(ops: list[dict[str, Any]]) -> dict[str, int]:
+    """A session's counters, as the spec defines them, of its operations' rows."""
+    return {
+        "operation_count": len(ops),
+        "tool_call_count": sum(op["operation_type"] in TOOL_CALLS for op in ops),
+        "failed_operation_count": sum(not op["success"] for op in ops),
+        "subagent_count": sum(op["operation_type"] == "subagent_started" for op in ops),
+        "commit_count": sum(op["operation_type"] == "git_commit" for op in ops),
+    }
+
+
+def expected_tool_usage(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A session's toolUsage, as the spec defines it, of its operations' rows."""
+    by_tool: dict[str, list[dict[str, Any]]] = {}
+    for op in ops:
+        if op["operation_type"] in TOOL_CALLS and op["tool_name"] is not None:
+            by_tool.setdefault(op["tool_name"], []).append(op)
+    usage = []
+    for name, calls in by_tool.items():
+        durations = [op["duration_seconds"] for op in calls if op["duration_seconds"] is not None]
+        total = math.fsum(durations)
+        usage.append(
+            {
+                "toolName": name,
+                "calls": len(calls),
+                "failures": sum(
+                    op["operation_type"] != "tool_execution_completed" or not op["success"]
+                    for op in calls
+                ),
+                "totalDurationSeconds": round(total, 6) if durations else None,
+                "avgDurationSeconds": round(total / len(durations), 6) if durations else None,
+            }
+        )
+    return sorted(usage, key=lambda tool: (-tool["calls"], tool["toolName"]))
+
+
+def tool_usage_of(row: Any) -> dict[str, Any]:
+    """A stored session_tools row as toolUsage shows it."""
+    count, total = row["duration_count"], row["total_duration_seconds"]
+    return {
+        "toolName": row["tool_name"],
+        "calls": row["calls"],
+        "failures": row["failures"],
+        "totalDurationSeconds": round(total, 6) if count else None,
+        "avgDurationSeconds": round(total / count, 6) if count else None,
+    }

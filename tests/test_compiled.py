@@ -41,7 +41,12 @@ ARGUMENTS: dict[str, list[str]] = {
     "after": ['"not-a-cursor"'],
     "statuses": ["[COMPLETED]", "[RUNNING, FAILED]"],
     "workflowId": ['"wf-1"', '"none"'],
-    "orderBy": ["{field: TOTAL_TOKENS, direction: ASC}", "{field: COMPLETED_AT}"],
+    "orderBy": [
+        "{field: TOTAL_TOKENS, direction: ASC}",
+        "{field: COMPLETED_AT}",
+        "{field: UPDATED_AT}",
+        "{field: TOOL_CALL_COUNT, direction: ASC}",
+    ],
     "startedAfter": ['"2026-04-18T07:00:00Z"'],
     "filter": [
         "{status: [COMPLETED]}",
@@ -107,21 +112,34 @@ def documents(draw: st.DrawFn) -> str:
 @pytest.fixture
 async def varied(engine: AsyncEngine) -> None:
     """Sessions with the values that make completion interesting: nulls, git facts with
-    unknown keys, and a token count past GraphQL's Int (an error at its path)."""
-    await insert_session(engine, id="s-1", workflow_id="wf-1", started_at=T0, repos=["a/b"])
+    unknown keys, a token count past GraphQL's Int (an error at its path), cache hit
+    ratios with and without a denominator, tool usage with and without durations."""
+    await insert_session(
+        engine,
+        id="s-1",
+        workflow_id="wf-1",
+        started_at=T0,
+        repos=["a/b"],
+        input_tokens=1000,
+        cache_read_tokens=500,
+        cache_creation_tokens=250,
+    )
     await insert_session(engine, id="s-2", status="running", completed_at=None)
     await insert_session(engine, id="s-3", cache_read_tokens=2**40, total_tokens=2**40)
+    kinds = ["git_commit", "tool_execution_started", "message_response", "tool_blocked"]
+    kinds += ["tool_execution_completed", "subagent_started", "tool_execution_failed"]
     rows = [
         operation_row(
             session_id=session,
             operation_type=kind,
-            tool_name="Bash" if n % 2 else None,
+            tool_name=("Bash" if n % 2 else "Edit") if n % 5 else None,
             timestamp=None if n % 5 == 0 else T0,
+            duration_seconds=n / 3 if n % 4 else None,
             success=n % 3 != 0,
             git={"sha": "abc", "files_changed": n, "surprise": [1]} if n % 4 == 0 else None,
         )
         for session in ("s-1", "s-2", "s-3")
-        for n, kind in enumerate(["git_commit", "tool_execution_started", "message_response"] * 3)
+        for n, kind in enumerate(kinds * (3 if session == "s-1" else 1))
     ]
     await insert_operations(engine, *rows)
 

@@ -51,6 +51,19 @@ ORDER_COLUMNS = {
     "TOTAL_COST_USD": "total_cost_usd",
     "TOTAL_TOKENS": "total_tokens",
     "DURATION_SECONDS": "duration_seconds",
+    "OPERATION_COUNT": "operation_count",
+    "TOOL_CALL_COUNT": "tool_call_count",
+    "FAILED_OPERATION_COUNT": "failed_operation_count",
+    "UPDATED_AT": "updated_at",
+}
+#: Sort columns that cannot be NULL.
+NOT_NULL = {
+    "total_cost_usd",
+    "total_tokens",
+    "operation_count",
+    "tool_call_count",
+    "failed_operation_count",
+    "updated_at",
 }
 
 COSTS = [
@@ -83,6 +96,10 @@ def sortable_rows() -> list[dict[str, Any]]:
             total_cost_usd=COSTS[i % len(COSTS)],
             total_tokens=(i % 4) * 1000,
             duration_seconds=None if i % 5 == 2 else DURATIONS[i % len(DURATIONS)],
+            operation_count=(i * 7) % 6 * 100,
+            tool_call_count=(i * 3) % 4,
+            failed_operation_count=i % 3,
+            updated_at=T0 + timedelta(seconds=i % 5, microseconds=1000 * (i % 2)),
         )
         for i in range(SESSION_COUNT)
     ]
@@ -179,7 +196,7 @@ def test_the_sample_has_ties_and_nulls_in_every_sort_column() -> None:
         values = [r[column] for r in rows if r[column] is not None]
         assert len(set(values)) < len(values) / 3, field
         nulls = sum(r[column] is None for r in rows)
-        if column in {"total_cost_usd", "total_tokens"}:
+        if column in NOT_NULL:
             assert nulls == 0, field
         else:
             assert nulls >= 5, field
@@ -201,7 +218,15 @@ async def test_default_order_is_newest_started_first_with_nulls_last(
 
 @pytest.mark.parametrize(
     ("field", "direction"),
-    [("STARTED_AT", "DESC"), ("TOTAL_COST_USD", "ASC"), ("DURATION_SECONDS", "DESC")],
+    [
+        ("STARTED_AT", "DESC"),
+        ("TOTAL_COST_USD", "ASC"),
+        ("DURATION_SECONDS", "DESC"),
+        ("OPERATION_COUNT", "DESC"),
+        ("TOOL_CALL_COUNT", "ASC"),
+        ("FAILED_OPERATION_COUNT", "DESC"),
+        ("UPDATED_AT", "ASC"),
+    ],
 )
 async def test_walking_with_filters_returns_each_matching_session_once(
     gql: GraphQLClient, engine: AsyncEngine, field: str, direction: str

@@ -17,7 +17,8 @@ DASHBOARD = """{ sessions(first: 50) { totalCount nodes {
   id status workflowName phaseDisplay agentModel agentModelDisplay reposDisplay
   inputTokensDisplay outputTokensDisplay totalTokens totalTokensDisplay totalCostUsd
   totalCostDisplay startedAt completedAt durationSeconds durationDisplay errorMessage
-  operationCount __typename } } }"""
+  operationCount toolCallCount failedOperationCount subagentCount commitCount cacheHitRatio
+  updatedAt __typename } } }"""
 
 
 @pytest.fixture
@@ -61,6 +62,7 @@ async def test_a_page_of_columns_and_cells_builds_no_sessions(
         "id costByModel { model costUsd }",
         "id metadata",
         "id operations(first: 2) { nodes { operationId } }",
+        "id toolUsage(first: 2) { toolName }",
     ],
 )
 async def test_fields_that_need_the_session_build_it(
@@ -85,8 +87,19 @@ async def test_fields_that_need_the_session_build_it(
         {"repos": {"not": "a list"}},
         {"repos": ["ok/one", 7, None]},
         {"phase_id": "", "agent_model": "", "total_cost_usd": 0},
+        {"input_tokens": 3, "cache_read_tokens": 1, "cache_creation_tokens": 0},
+        {"input_tokens": 0, "cache_read_tokens": 2**40, "cache_creation_tokens": 2**40},
     ],
-    ids=["int-overflow", "nan", "undated", "repos-object", "repos-mixed", "empty"],
+    ids=[
+        "int-overflow",
+        "nan",
+        "undated",
+        "repos-object",
+        "repos-mixed",
+        "empty",
+        "cache-ratio",
+        "cache-ratio-of-big-counts",
+    ],
 )
 async def test_unusual_stored_values_answer_as_the_plain_path_does(
     gql: GraphQLClient, engine: AsyncEngine, values: dict[str, Any]

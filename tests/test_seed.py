@@ -9,6 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sessiongraph.db import tables
 from sessiongraph.db.engine import create_engine
 from sessiongraph.db.migrate import upgrade
 from sessiongraph.seed import ANCHOR, SeedReport, seed_demo_data
+from tests.helpers import database_time, expected_counters, expected_tool_usage, tool_usage_of
 
 NewDatabase = Callable[[], Awaitable[AsyncEngine]]
 
@@ -52,11 +54,16 @@ async def new_database(tmp_path: Path) -> AsyncIterator[NewDatabase]:
 
 
 async def _raw_dump(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every stored value as the database holds it, ordered by primary key."""
+    """Every stored value as the database holds it, ordered by primary key, but for the
+    time of the write (``updated_at``, the database's clock)."""
     dump: dict[str, list[tuple[Any, ...]]] = {}
     async with engine.connect() as conn:
-        for table in (tables.workflows, tables.sessions, tables.operations):
-            result = await conn.exec_driver_sql(f"SELECT * FROM {table.name} ORDER BY id")
+        for table in (tables.workflows, tables.sessions, tables.operations, tables.session_tools):
+            names = ", ".join(c.name for c in table.c if c.name != "updated_at")
+            order = ", ".join(c.name for c in table.primary_key)
+            result = await conn.exec_driver_sql(
+                f"SELECT {names} FROM {table.name} ORDER BY {order}"
+            )
             dump[table.name] = [tuple(row) for row in result]
     return dump
 
@@ -69,6 +76,10 @@ class Seeded:
     #: session id -> its operations in recording order.
     operations: dict[str, list[dict[str, Any]]]
     raw_json_nulls: int
+    #: session id -> its session_tools rows.
+    tools: dict[str, list[dict[str, Any]]]
+    #: The database's clock just before and just after seeding.
+    written_between: tuple[datetime, datetime]
 
     def all_operations(self) -> list[dict[str, Any]]:
         return [op for ops in self.operations.values() for op in ops]
@@ -79,7 +90,9 @@ async def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     """The default 200 sessions, seeded once and read back through the typed tables."""
     engine = await _open_database(tmp_path_factory.mktemp("seeded") / "seed.db")
     try:
+        before = await database_time(engine)
         report = await seed_demo_data(engine, sessions=200)
+        after = await database_time(engine)
         async with engine.connect() as conn:
             workflows = (await conn.execute(sa.select(tables.workflows))).mappings().all()
             sessions = (
@@ -92,6 +105,7 @@ async def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
                 .mappings()
                 .all()
             )
+            tool_rows = (await conn.execute(sa.select(tables.session_tools))).mappings().all()
             raw_json_nulls = await conn.scalar(
                 sa.text("SELECT count(*) FROM operations WHERE git = 'null' OR tool_input = 'null'")
             )
@@ -100,12 +114,17 @@ async def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for op in ops:
         by_session[op["session_id"]].append(dict(op))
+    tools: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for tool in tool_rows:
+        tools[tool["session_id"]].append(dict(tool))
     return Seeded(
         report=report,
         workflows=[dict(w) for w in workflows],
         sessions=[dict(s) for s in sessions],
         operations=dict(by_session),
         raw_json_nulls=raw_json_nulls or 0,
+        tools=dict(tools),
+        written_between=(before, after),
     )
 
 
@@ -292,6 +311,35 @@ def test_ids_are_uuid4(seeded: Seeded) -> None:
 
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+# -- counters -------------------------------------------------------------------------
+
+
+def test_counters_count_each_session_s_operations(seeded: Seeded) -> None:
+    for session in seeded.sessions:
+        ops = seeded.operations.get(session["id"], [])
+        expected = expected_counters(ops)
+        assert {name: session[name] for name in expected} == expected
+    assert sum(s["tool_call_count"] for s in seeded.sessions) > 0
+    assert sum(s["subagent_count"] for s in seeded.sessions) > 0
+    assert sum(s["commit_count"] for s in seeded.sessions) > 0
+    assert sum(s["failed_operation_count"] for s in seeded.sessions) > 0
+
+
+def test_tool_usage_sums_each_session_s_tool_calls(seeded: Seeded) -> None:
+    for session in seeded.sessions:
+        ops = seeded.operations.get(session["id"], [])
+        stored = [tool_usage_of(row) for row in seeded.tools.get(session["id"], [])]
+        assert sorted(stored, key=lambda t: t["toolName"]) == sorted(
+            expected_tool_usage(ops), key=lambda t: t["toolName"]
+        )
+    assert seeded.tools
+
+
+def test_sessions_are_stamped_by_the_database_clock_when_seeded(seeded: Seeded) -> None:
+    before, after = seeded.written_between
+    assert all(before <= s["updated_at"] <= after for s in seeded.sessions)
 
 
 # -- operations -----------------------------------------------------------------------

@@ -126,12 +126,14 @@ class Event:
 
 def replaced(row: Mapping[Any, Any], values: Mapping[str, Any]) -> tuple[tuple[str, Scalar], ...]:
     """What a write of ``values`` to the session ``row`` replaces: each column it changes
-    with its value in ``row``, as an event carries it. JSON documents and long texts are
-    left out (an event stays small); a subscriber then reads them as they are now."""
+    (a value the database computes, such as its clock, always does) with its value in
+    ``row``, as an event carries it. JSON documents and long texts are left out (an event
+    stays small); a subscriber then reads them as they are now."""
     found: list[tuple[str, Scalar]] = []
     for name, value in values.items():
         old = row[name]
-        if old == value or isinstance(old, dict | list):
+        computed = isinstance(value, sa.ClauseElement)
+        if (not computed and old == value) or isinstance(old, dict | list):
             continue
         if isinstance(old, datetime):
             old = old.isoformat()

@@ -20,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.db import counters
+from sessiongraph.db.columns import database_clock
 from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions
 from sessiongraph.db.writes import dialect_insert, upsert_workflows
 from sessiongraph.errors import BadUserInput
@@ -28,6 +30,7 @@ from sessiongraph.inputs import (
     check_id,
     check_json,
     check_money,
+    check_tool_name,
     parse_datetime,
     parse_decimal,
 )
@@ -250,6 +253,7 @@ def _operation_row(record: Any, session_id: str) -> dict[str, Any]:
         "success": True if success is None else success,
         **{name: _count(record.get(name), name) for name in _OPERATION_COUNTS},
         **{name: _text(record.get(name), name) for name in _OPERATION_TEXT},
+        "tool_name": check_tool_name(_text(record.get("tool_name"), "tool_name"), "tool_name"),
         "tool_input": tool_input,
         "git": git,
     }
@@ -321,6 +325,16 @@ async def _write(engine: AsyncEngine, batch: _Batch, report: ImportReport) -> No
                 report.skipped.append((record[0], f"the database refused it: {reason}"))
 
 
+#: Session columns an import does not write: kept by the database.
+_NOT_IMPORTED = frozenset({"id", *counters.COUNTERS, "updated_at"})
+_OPERATION_KEYS = frozenset({"id", "operation_id", "session_id"})
+
+
+def _changed(table: sa.Table, stmt: Any, names: list[str]) -> sa.ColumnElement[bool]:
+    """Whether the proposed row differs from the stored one in any of ``names``."""
+    return sa.or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in names))
+
+
 async def _store(
     engine: AsyncEngine,
     records: list[tuple[str, dict[str, Any], list[dict[str, Any]], str | None]],
@@ -340,28 +354,34 @@ async def _store(
         if workflow_names:
             await upsert_workflows(conn, workflow_names)
         stmt = insert(sessions)
+        imported = [c.name for c in sessions.c if c.name not in _NOT_IMPORTED]
+        # A record that changes nothing leaves its session as it was, updated_at included.
         await conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[sessions.c.id],
-                set_={c.name: stmt.excluded[c.name] for c in sessions.c if c.name != "id"},
+                set_={name: stmt.excluded[name] for name in imported}
+                | {"updated_at": database_clock()},
+                where=_changed(sessions, stmt, imported),
             ),
             session_rows,
         )
         if operation_rows:
             stmt = insert(operations)
-            # An operation stays with the session that first recorded it.
-            await conn.execute(
+            replaced = [c.name for c in operations.c if c.name not in _OPERATION_KEYS]
+            # An operation stays with the session that first recorded it. The sessions
+            # whose operations this changed get their counters counted again.
+            changed = await conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[operations.c.operation_id],
-                    set_={
-                        c.name: stmt.excluded[c.name]
-                        for c in operations.c
-                        if c.name not in {"id", "operation_id", "session_id"}
-                    },
-                    where=operations.c.session_id == stmt.excluded.session_id,
-                ),
+                    set_={name: stmt.excluded[name] for name in replaced},
+                    where=sa.and_(
+                        operations.c.session_id == stmt.excluded.session_id,
+                        _changed(operations, stmt, replaced),
+                    ),
+                ).returning(operations.c.session_id),
                 operation_rows,
             )
+            await counters.recount(conn, set(changed.scalars()))
     report.sessions += len(session_rows)
     report.operations += len(operation_rows)
     report.workflow_ids.update(workflow_names)

@@ -20,6 +20,8 @@ from sessiongraph.errors import BadUserInput
 
 MAX_ID_LENGTH = 128
 MAX_COUNT = 2**63 - 1  # BIGINT
+#: Tool names key the per-session tool usage: PostgreSQL indexes keys of up to ~2,700 bytes.
+MAX_TOOL_NAME_LENGTH = 512
 #: Money columns are NUMERIC(20, 10): below 10^10, at most 10 decimal places.
 MONEY_LIMIT = Decimal(10) ** 10
 MONEY_PLACES = 10
@@ -36,6 +38,15 @@ def check_id(value: str, field: str) -> str:
 def check_text(value: str | None, field: str) -> str | None:
     if value is not None and "\x00" in value:
         raise BadUserInput(f"`{field}` must not contain NUL characters", field=field)
+    return value
+
+
+def check_tool_name(value: str | None, field: str) -> str | None:
+    check_text(value, field)
+    if value is not None and len(value) > MAX_TOOL_NAME_LENGTH:
+        raise BadUserInput(
+            f"`{field}` must be at most {MAX_TOOL_NAME_LENGTH} characters", field=field
+        )
     return value
 
 

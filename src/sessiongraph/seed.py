@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessiongraph.db import tables
+from sessiongraph.db import counters, tables
 
 __all__ = ["ANCHOR", "SeedReport", "seed_demo_data"]
 
@@ -228,25 +228,28 @@ async def seed_demo_data(
     step = max(1, sessions // 20)
     session_buffer: list[dict[str, Any]] = []
     operation_buffer: list[dict[str, Any]] = []
+    tool_buffer: list[dict[str, Any]] = []
     operation_count = 0
-    operations_insert = tables.operations.insert()
 
     async def flush(conn: AsyncConnection) -> None:
-        # Sessions first: operations reference them.
-        for start in range(0, len(session_buffer), _CHUNK_ROWS):
-            await conn.execute(
-                tables.sessions.insert(), session_buffer[start : start + _CHUNK_ROWS]
-            )
-        for start in range(0, len(operation_buffer), _CHUNK_ROWS):
-            await conn.execute(operations_insert, operation_buffer[start : start + _CHUNK_ROWS])
-        session_buffer.clear()
-        operation_buffer.clear()
+        # Sessions first: operations and tool usage reference them.
+        for table, buffer in (
+            (tables.sessions, session_buffer),
+            (tables.operations, operation_buffer),
+            (tables.session_tools, tool_buffer),
+        ):
+            for start in range(0, len(buffer), _CHUNK_ROWS):
+                await conn.execute(table.insert(), buffer[start : start + _CHUNK_ROWS])
+            buffer.clear()
 
     async with engine.begin() as conn:
         await conn.execute(tables.workflows.insert(), workflow_rows)
         for done in range(1, sessions + 1):
             session_row, operation_rows = gen.session(index=done - 1)
-            session_buffer.append(session_row)
+            # Counted as recordOperations counts them (updated_at: the database's clock).
+            tally = counters.Tally.of(operation_rows)
+            session_buffer.append(session_row | tally.counters())
+            tool_buffer.extend(tally.tool_rows(session_row["id"]))
             operation_buffer.extend(operation_rows)
             operation_count += len(operation_rows)
             if len(operation_buffer) >= _CHUNK_ROWS or len(session_buffer) >= _CHUNK_ROWS:

@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -52,6 +54,30 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class database_clock(sa.sql.functions.FunctionElement[datetime]):
+    """The database server's current time, as a ``UTCDateTime`` column stores it.
+
+    PostgreSQL: ``clock_timestamp()``, the time the expression is evaluated (not the
+    transaction's start, as ``now()``): an UPDATE evaluates it once it holds the row, so
+    writes that follow one another on a row get stamps that follow one another too.
+    SQLite: its own clock (milliseconds) in the fixed-width text ``UTCDateTime`` writes.
+    """
+
+    type = UTCDateTime()
+    name = "database_clock"
+    inherit_cache = True
+
+
+@compiles(database_clock, "postgresql")
+def _clock_on_postgresql(_element: database_clock, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "clock_timestamp()"
+
+
+@compiles(database_clock, "sqlite")
+def _clock_on_sqlite(_element: database_clock, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
 
 
 class JSONDocument(sa.TypeDecorator[Any]):

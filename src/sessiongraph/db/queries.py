@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.db import filtering, outages
 from sessiongraph.db.columns import UTCDateTime
-from sessiongraph.db.tables import operations, sessions, workflows
+from sessiongraph.db.tables import operations, session_tools, sessions, workflows
 from sessiongraph.errors import QueryTimeout
 
 T = TypeVar("T")
@@ -248,11 +248,10 @@ _LIMIT = sa.bindparam("limit", type_=sa.Integer)
 class ReadAhead:
     """What a page of sessions reads with its rows, in the same statement: each session's
     workflow (``read_ahead_workflow_id``, ``read_ahead_workflow_name``; the id is NULL
-    when the workflow has no row), its operation count (``read_ahead_operation_count``)
-    and the number of sessions the filter matches (``read_ahead_total``)."""
+    when the workflow has no row) and the number of sessions the filter matches
+    (``read_ahead_total``)."""
 
     workflow: bool = False
-    operation_count: bool = False
     total: bool = False
     #: Read the JSON documents too (``metadata``, ``cost_by_model``: the sessions' heavy
     #: columns); without them those keys are absent from the rows.
@@ -290,7 +289,7 @@ def _session_page_statement(
     shape: _FilterShape, ordering: SessionOrdering, start: _Start, read_ahead: ReadAhead
 ) -> sa.Select[Any] | None:
     page = _session_rows_statement(shape, ordering, start, read_ahead.documents)
-    if page is None or not (read_ahead.workflow or read_ahead.operation_count or read_ahead.total):
+    if page is None or not (read_ahead.workflow or read_ahead.total):
         return page
     rows = page.subquery("page")
     columns: list[sa.ColumnElement[Any]] = [*rows.c]
@@ -301,9 +300,6 @@ def _session_page_statement(
             workflows.c.id.label("read_ahead_workflow_id"),
             workflows.c.name.label("read_ahead_workflow_name"),
         ]
-    if read_ahead.operation_count:
-        count = sa.select(sa.func.count()).where(operations.c.session_id == rows.c.id)
-        columns.append(count.scalar_subquery().label("read_ahead_operation_count"))
     if read_ahead.total:  # not correlated: the database counts once
         total = _session_count_statement(shape).scalar_subquery()
         columns.append(total.label("read_ahead_total"))
@@ -583,6 +579,44 @@ _WORKFLOWS = sa.select(workflows).where(workflows.c.id.in_(sa.bindparam("ids", e
 async def fetch_workflows(*, engine: AsyncEngine, ids: Sequence[str]) -> dict[str, RowMapping]:
     rows = await _all(engine, _WORKFLOWS, {"ids": list(ids)})
     return {row["id"]: row for row in rows}
+
+
+def _tool_usage_statement() -> sa.Select[Any]:
+    """Of each session in ``session_ids``, its ``first`` tools with the most calls (then
+    by name), in that order."""
+    ranked = (
+        sa.select(
+            *session_tools.c,
+            sa.func.row_number()
+            .over(
+                partition_by=session_tools.c.session_id,
+                order_by=(session_tools.c.calls.desc(), session_tools.c.tool_name),
+            )
+            .label("rank"),
+        )
+        .where(session_tools.c.session_id.in_(sa.bindparam("session_ids", expanding=True)))
+        .subquery("ranked")
+    )
+    return (
+        sa.select(*(ranked.c[c.name] for c in session_tools.c))
+        .where(ranked.c.rank <= sa.bindparam("first", type_=sa.Integer))
+        .order_by(ranked.c.session_id, ranked.c.rank)
+    )
+
+
+_TOOL_USAGE = _tool_usage_statement()
+
+
+async def fetch_tool_usage(
+    *, engine: AsyncEngine, session_ids: Sequence[str], first: int
+) -> dict[str, list[RowMapping]]:
+    """The ``first`` most called tools of each session, most calls first, then by name;
+    a session without tool calls is absent. One statement for all sessions."""
+    params = {"session_ids": list(dict.fromkeys(session_ids)), "first": first}
+    usage: dict[str, list[RowMapping]] = defaultdict(list)
+    for row in await _all(engine, _TOOL_USAGE, params):
+        usage[row["session_id"]].append(row)
+    return usage
 
 
 @dataclass(frozen=True, slots=True)

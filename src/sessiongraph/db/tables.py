@@ -11,9 +11,10 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-from sessiongraph.db.columns import Identifier, JSONDocument, Money, UTCDateTime
+from sessiongraph.db.columns import Identifier, JSONDocument, Money, UTCDateTime, database_clock
 
 SESSION_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
@@ -24,11 +25,24 @@ SESSION_SORT_COLUMNS = (
     "total_cost_usd",
     "total_tokens",
     "duration_seconds",
+    "operation_count",
+    "tool_call_count",
+    "failed_operation_count",
+    "updated_at",
 )
+#: Filters common enough to index, each with the default order (started_at, id).
+SESSION_FILTER_COLUMNS = ("agent_model", "agent_provider")
+
+#: Tool names compare byte-wise on every database, so ties order alike.
+ToolName = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 
 
 def _empty_object() -> dict[str, Any]:
     return {}
+
+
+def _counter() -> Any:
+    return Field(default=0, sa_type=sa.Integer, sa_column_kwargs={"server_default": sa.text("0")})
 
 
 class WorkflowRow(SQLModel, table=True):
@@ -49,6 +63,10 @@ class SessionRow(SQLModel, table=True):
             sa.Index(f"ix_sessions_{'_'.join(key)}", *key, "id")
             for column in SESSION_SORT_COLUMNS
             for key in ((column,), ("status", column), ("workflow_id", column))
+        ),
+        *(
+            sa.Index(f"ix_sessions_{column}_started_at", column, "started_at", "id")
+            for column in SESSION_FILTER_COLUMNS
         ),
     )
 
@@ -78,6 +96,23 @@ class SessionRow(SQLModel, table=True):
     metadata_: dict[str, Any] = Field(
         default_factory=dict,
         sa_column=sa.Column("metadata", JSONDocument, nullable=False, default=_empty_object),
+    )
+    # Counters of the session's operations, kept exact by every write of operations in
+    # its own transaction (``sessiongraph.db.counters``), so that listing, sorting and
+    # filtering on them never counts operations.
+    operation_count: int = _counter()
+    #: Of type tool_execution_completed, tool_execution_failed or tool_blocked.
+    tool_call_count: int = _counter()
+    #: With success = false.
+    failed_operation_count: int = _counter()
+    #: Of type subagent_started.
+    subagent_count: int = _counter()
+    #: Of type git_commit.
+    commit_count: int = _counter()
+    #: The database's clock (``database_clock``) when a stored value of the session last
+    #: changed: set on insert by this default, and by every write that changes it.
+    updated_at: datetime = Field(
+        sa_column=sa.Column("updated_at", UTCDateTime, nullable=False, default=database_clock())
     )
 
 
@@ -125,7 +160,27 @@ class OperationRow(SQLModel, table=True):
     git: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
 
 
+class SessionToolRow(SQLModel, table=True):
+    """Per session and tool: its tool calls (operations of type tool_execution_completed,
+    tool_execution_failed or tool_blocked that name a tool), kept with the counters.
+    Additive: the usage of many sessions is the sum of their rows."""
+
+    __tablename__: ClassVar[str] = "session_tools"
+
+    session_id: str = Field(
+        sa_type=Identifier, primary_key=True, foreign_key="sessions.id", ondelete="CASCADE"
+    )
+    tool_name: str = Field(sa_type=ToolName, primary_key=True)
+    calls: int = Field(sa_type=sa.Integer)
+    #: Of type tool_execution_failed or tool_blocked, or with success = false.
+    failures: int = Field(sa_type=sa.Integer)
+    #: Over the calls with a duration: their sum (0 when none), and how many they are.
+    total_duration_seconds: float = Field(sa_type=sa.Float)
+    duration_count: int = Field(sa_type=sa.Integer)
+
+
 workflows: sa.Table = WorkflowRow.__table__  # type: ignore[attr-defined]
 sessions: sa.Table = SessionRow.__table__  # type: ignore[attr-defined]
 operations: sa.Table = OperationRow.__table__  # type: ignore[attr-defined]
+session_tools: sa.Table = SessionToolRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sessiongraph.db import counters
+from sessiongraph.db.columns import database_clock
 from sessiongraph.db.errors import (
     CompletedBeforeStart,
     FinishedMeanwhile,
@@ -86,6 +88,17 @@ async def _session_status(
     return status
 
 
+#: Adds a batch's ``Tally`` to its session's counters, when the session has not finished.
+_COUNT_RECORDED = (
+    sessions.update()
+    .where(
+        sessions.c.id == sa.bindparam("session_id"),
+        sessions.c.status.not_in(sorted(TERMINAL_STATUSES)),
+    )
+    .values(**counters.increments())
+)
+
+
 async def record_operations(
     *, engine: AsyncEngine, session_id: str, rows: Sequence[dict[str, Any]], announce: Announce
 ) -> Recorded:
@@ -105,6 +118,7 @@ async def record_operations(
         _check_owners(owners, ids, session_id)
         new = [row for row in rows if row["operation_id"] not in owners]
         keys: dict[str, int] = {}  # operation id -> operations.id, for those stored now
+        event = None
         if new:
             # A concurrent call (a retried batch) may store some of these first:
             # skip those rather than fail, then check whom they belong to.
@@ -121,15 +135,21 @@ async def record_operations(
                 _check_owners(late, ids, session_id)
                 owners |= late
                 new = [row for row in new if row["operation_id"] in inserted]
-            # Holding the write lock now, look again: on SQLite (no row locks) the
-            # session may have been completed since it was first read.
-            if conn.dialect.name == "sqlite":
-                _refuse_if_finished(session_id, await _session_status(conn, session_id))
-        # The event names the span of operations.id the batch took: on PostgreSQL
-        # the session's row lock keeps other batches for this session out of it
-        # (the importer takes the same lock), on SQLite the database lock does.
-        event = None
         if keys:
+            # Counted from the rows this INSERT stored, not from the batch: what a
+            # concurrent or retried batch stored first is counted by that batch.
+            tally = counters.Tally.of(new)
+            params = {f"add_{name}": value for name, value in tally.counters().items()}
+            counted = await conn.execute(_COUNT_RECORDED, {"session_id": session_id, **params})
+            if counted.rowcount != 1:
+                # Only on SQLite (no row locks; on PostgreSQL the lock above holds the
+                # status): the session was completed (or deleted) since it was first read.
+                _refuse_if_finished(session_id, await _session_status(conn, session_id))
+                raise SessionNotFound(session_id)
+            await counters.add_tools(conn, session_id, tally)
+            # The event names the span of operations.id the batch took: on PostgreSQL
+            # the session's row lock keeps other batches for this session out of it
+            # (the importer takes the same lock), on SQLite the database lock does.
             span = (min(keys.values()), max(keys.values()))
             event = Event(EventKind.RECORDED, session_id, span)
             await announce(conn, event)
@@ -195,6 +215,7 @@ async def complete_session(
             "status": completion.status,
             "completed_at": completion.completed_at,
             "error_message": completion.error_message,
+            "updated_at": database_clock(),
         }
         if row["started_at"] is not None:
             if completion.completed_at < row["started_at"]:

@@ -187,10 +187,12 @@ class _First:
 
 
 def _size_of(field: FieldPlan) -> int | _First:
-    """What the size of ``field`` depends on: its ``first`` argument, or nothing."""
+    """What the size of ``field`` depends on: its ``first`` argument (a connection's, or
+    a plain list's), or nothing."""
     assert field.definition is not None
     named = get_named_type(field.definition.type)
-    if is_connection(named) and "first" in field.definition.args:
+    listed = is_connection(named) or _is_list(field.definition.type)
+    if listed and "first" in field.definition.args:
         return _First(field.definition.args["first"].default_value)
     bound = field.metadata.get(MAX_ITEMS)
     if isinstance(bound, int) and _is_list(field.definition.type):

@@ -76,6 +76,25 @@ class OperationPageBySessionLoader(DataLoader[OperationPageKey, list[Row[Any]]])
         super().__init__(load_fn=load)
 
 
+class ToolUsageBySessionLoader(DataLoader[tuple[str, int], list[RowMapping]]):
+    """A session's most used tools: keys are (session id, how many)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        async def load(keys: list[tuple[str, int]]) -> list[list[RowMapping]]:
+            by_first: dict[int, list[str]] = defaultdict(list)
+            for session_id, first in keys:
+                by_first[first].append(session_id)
+            usage: dict[tuple[str, int], list[RowMapping]] = {}
+            for first, session_ids in by_first.items():
+                found = await queries.fetch_tool_usage(
+                    engine=engine, session_ids=session_ids, first=first
+                )
+                usage.update({(sid, first): found.get(sid, []) for sid in session_ids})
+            return [usage[key] for key in keys]
+
+        super().__init__(load_fn=load)
+
+
 class Loaders:
     """The loaders of one request; never shared between requests."""
 
@@ -83,3 +102,4 @@ class Loaders:
         self.workflow_by_id = WorkflowByIdLoader(engine)
         self.operation_count_by_session = OperationCountBySessionLoader(engine)
         self.operation_page_by_session = OperationPageBySessionLoader(engine)
+        self.tool_usage_by_session = ToolUsageBySessionLoader(engine)

@@ -35,6 +35,7 @@ from sessiongraph.inputs import (
     check_money,
     check_seconds,
     check_text,
+    check_tool_name,
 )
 from sessiongraph.stored import tool_input_object
 
@@ -139,7 +140,7 @@ def _operation_row(session_id: str, op: OperationInput, index: int) -> dict[str,
         "input_tokens": check_count(given(op.input_tokens), f"{at}.inputTokens"),
         "output_tokens": check_count(given(op.output_tokens), f"{at}.outputTokens"),
         "total_tokens": check_count(given(op.total_tokens), f"{at}.totalTokens"),
-        "tool_name": text("toolName", op.tool_name),
+        "tool_name": check_tool_name(given(op.tool_name), f"{at}.toolName"),
         "tool_use_id": text("toolUseId", op.tool_use_id),
         "tool_input": tool_input_object(check_json(given(op.tool_input), f"{at}.toolInput")),
         "tool_output": text("toolOutput", op.tool_output),

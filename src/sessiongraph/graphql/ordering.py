@@ -23,6 +23,14 @@ class SessionOrderField(Enum):
     TOTAL_COST_USD = strawberry.enum_value("total_cost_usd", description="Total cost.")
     TOTAL_TOKENS = strawberry.enum_value("total_tokens", description="All tokens.")
     DURATION_SECONDS = strawberry.enum_value("duration_seconds", description="Run time.")
+    OPERATION_COUNT = strawberry.enum_value("operation_count", description="Operations recorded.")
+    TOOL_CALL_COUNT = strawberry.enum_value("tool_call_count", description="Tool calls.")
+    FAILED_OPERATION_COUNT = strawberry.enum_value(
+        "failed_operation_count", description="Operations with success = false."
+    )
+    UPDATED_AT = strawberry.enum_value(
+        "updated_at", description="Last change (see Session.updatedAt)."
+    )
 
 
 #: What a cursor holds for each sort field.
@@ -32,6 +40,10 @@ VALUE_KINDS = {
     SessionOrderField.TOTAL_COST_USD: ValueKind.DECIMAL,
     SessionOrderField.TOTAL_TOKENS: ValueKind.INT,
     SessionOrderField.DURATION_SECONDS: ValueKind.FLOAT,
+    SessionOrderField.OPERATION_COUNT: ValueKind.INT,
+    SessionOrderField.TOOL_CALL_COUNT: ValueKind.INT,
+    SessionOrderField.FAILED_OPERATION_COUNT: ValueKind.INT,
+    SessionOrderField.UPDATED_AT: ValueKind.DATETIME,
 }
 
 

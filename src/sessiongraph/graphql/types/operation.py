@@ -216,6 +216,9 @@ class OperationConnection(Connection):
     #: The page's operations as the JSON the database wrote, instead of ``_rows``:
     #: made only for the compiled path, which reads it (``JSON_OF_ROWS``).
     _json: strawberry.Private[str | None] = None
+    #: ``totalCount`` when it is known without counting: unfiltered, the session's
+    #: ``operation_count``.
+    _total: strawberry.Private[int | None] = None
 
     def operations(self) -> list[Operation]:
         """The page's operations, built from its rows once."""
@@ -234,6 +237,8 @@ class OperationConnection(Connection):
 
     @strawberry.field(description="Operations of the session matching the filters, all pages.")
     async def total_count(self, info: Info) -> int:
+        if self._total is not None:
+            return self._total
         return await info.context.loaders.operation_count_by_session.load(
             (self._session_id, self._filters)
         )

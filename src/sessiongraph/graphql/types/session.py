@@ -42,11 +42,15 @@ from sessiongraph.graphql.types.operation import (
     columns_of,
 )
 from sessiongraph.graphql.types.pagination import Connection, Page, PageInfo
+from sessiongraph.graphql.types.tool import ToolUsage
 from sessiongraph.inputs import parse_decimal
 from sessiongraph.stored import as_list, as_object
 
 OPERATIONS_SCOPE = "operations"
+_UNFILTERED = OperationFilter()
 MAX_OPERATIONS_PAGE = 1000
+MAX_TOOL_USAGE = 100
+DEFAULT_TOOL_USAGE = 20
 
 
 @strawberry.enum(description="Where a session is in its life.")
@@ -86,6 +90,11 @@ def _repos_display(stored: Any) -> str | None:
     return display.format_repos(_repos(stored))
 
 
+def _cache_hit_ratio(read: int, input_tokens: int, creation: int) -> float | None:
+    tokens = input_tokens + read + creation
+    return read / tokens if tokens else None
+
+
 def _as_read(value: Any) -> Any:
     """A value the page's statement read along (``ReadAhead``), as the resolver has it."""
     return value
@@ -119,6 +128,20 @@ class Session:
     duration_seconds: float | None = column("Run time in seconds.")
     error_message: str | None = column("Why it failed, when it did.")
     metadata: JSON = column("Free-form metadata (a JSON object).", decode=as_object)
+    operation_count: int = column("Number of operations the session recorded.")
+    tool_call_count: int = column(
+        "Its tool calls: operations of type tool_execution_completed, tool_execution_failed "
+        "or tool_blocked."
+    )
+    failed_operation_count: int = column("Its operations with success = false.")
+    subagent_count: int = column("Its operations of type subagent_started.")
+    commit_count: int = column(
+        "Its operations of type git_commit (git_operation entries are not counted)."
+    )
+    updated_at: datetime = column(
+        "When a stored value of the session last changed (started, operations recorded, "
+        "completed, imported with changes), by the database's clock."
+    )
     _cost_by_model: strawberry.Private[dict[str, Any]]
     #: Values read for a whole page (``prefetch``): of READ_AHEAD fields by Python name,
     #: of PREFETCHED_BY_PLAN fields by their ``FieldPlan``.
@@ -149,6 +172,12 @@ class Session:
             error_message=row["error_message"],
             # A page reads its JSON documents only when a field needs them.
             metadata=as_object(row.get("metadata")),  # type: ignore[arg-type]
+            operation_count=row["operation_count"],
+            tool_call_count=row["tool_call_count"],
+            failed_operation_count=row["failed_operation_count"],
+            subagent_count=row["subagent_count"],
+            commit_count=row["commit_count"],
+            updated_at=row["updated_at"],
             _cost_by_model=as_object(row.get("cost_by_model")),
         )
 
@@ -242,6 +271,18 @@ class Session:
     def duration_display(self) -> str:
         return display.format_duration_seconds(self.duration_seconds)
 
+    @strawberry.field(
+        description="cacheReadTokens / (inputTokens + cacheReadTokens + cacheCreationTokens); "
+        "null when that is 0.",
+        metadata=cell(
+            _cache_hit_ratio, "cache_read_tokens", "input_tokens", "cache_creation_tokens"
+        ),
+    )
+    def cache_hit_ratio(self) -> float | None:
+        return _cache_hit_ratio(
+            self.cache_read_tokens, self.input_tokens, self.cache_creation_tokens
+        )
+
     @strawberry.field(description="Cost per model, most expensive first.")
     def cost_by_model(self) -> list[ModelCost]:
         costs = []
@@ -253,15 +294,23 @@ class Session:
         return sorted(costs, key=lambda c: (-c.cost_usd, c.model))
 
     @strawberry.field(
-        description="Number of operations the session recorded.",
-        metadata=READ_AHEAD | cell(_as_read, "read_ahead_operation_count"),
+        description="Its tools by tool calls, most calls first, then by name. Batch-loaded "
+        "for every session in the response at once.",
+        metadata={PREFETCHED_BY_PLAN: True},
     )
-    async def operation_count(self, info: Info) -> int:
-        if "operation_count" in self._prefetched:
-            return self._prefetched["operation_count"]  # type: ignore[no-any-return]
-        return await info.context.loaders.operation_count_by_session.load(
-            (self.id, OperationFilter())
-        )
+    async def tool_usage(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="How many tools, 1..100.")
+        ] = DEFAULT_TOOL_USAGE,
+    ) -> list[ToolUsage]:
+        field = field_plan(info)
+        if field is not None and field in self._prefetched:
+            return self._prefetched[field]  # type: ignore[no-any-return]
+        limit = check_first(first, default=DEFAULT_TOOL_USAGE, maximum=MAX_TOOL_USAGE)
+        rows = await info.context.loaders.tool_usage_by_session.load((self.id, limit))
+        return [ToolUsage.from_row(row) for row in rows]
 
     @strawberry.field(
         description="Oldest first. Batch-loaded for every session in the response at once.",
@@ -304,7 +353,7 @@ class Session:
                 self.id, request.filters, request.keyset, request.limit + 1, columns_of(field)
             )
         )
-        return request.connection(self.id, rows)
+        return request.connection(self, rows)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -343,10 +392,11 @@ class OperationPageRequest:
         return cls(codec, limit, after is not None, keyset, filters)
 
     def connection(
-        self, session_id: str, rows: Sequence[Row[Any]], *, json: str | None = None
+        self, session: Session, rows: Sequence[Row[Any]], *, json: str | None = None
     ) -> OperationConnection:
-        """The page of ``rows`` read with one more than ``limit``; or, with ``json``, a
-        page of which only ``nodes`` is selected, as the database wrote it (no rows)."""
+        """The page of ``rows`` (of ``session``) read with one more than ``limit``; or, with
+        ``json``, a page of which only ``nodes`` is selected, as the database wrote it
+        (no rows)."""
         page = Page.of(
             rows,
             limit=self.limit,
@@ -358,10 +408,11 @@ class OperationPageRequest:
         return OperationConnection(
             page_info=page.info,
             _rows=page.rows,
-            _session_id=session_id,
+            _session_id=session.id,
             _filters=self.filters,
             _cursors=page.cursors,
             _json=json,
+            _total=session.operation_count if self.filters == _UNFILTERED else None,
         )
 
 
@@ -444,7 +495,6 @@ def page_read_ahead(field: FieldPlan | None) -> ReadAhead:
         found = field.memo["page_read_ahead"] = ReadAhead(
             documents=bool(selected & {"metadata", "cost_by_model"}),
             workflow=bool(wanted & {"workflow_name", "workflow"}),
-            operation_count="operation_count" in wanted,
             total=any(
                 selected.name == "totalCount"
                 for selection in field.selections.values()
@@ -465,12 +515,11 @@ def read_along(sessions: list[Session], rows: Sequence[RowMapping], read: ReadAh
             )
             session._prefetched["workflow"] = workflow
             session._prefetched["workflow_name"] = workflow.name if workflow else None
-        if read.operation_count:
-            session._prefetched["operation_count"] = row["read_ahead_operation_count"]
 
 
 def _pages_read_ahead(field: FieldPlan) -> list[FieldPlan]:
-    """The ``operations`` fields selected on the sessions under this field."""
+    """The fields with arguments read ahead (``operations``, ``toolUsage``) selected on
+    the sessions under this field."""
     pages: list[FieldPlan] | None = field.memo.get("pages_read_ahead")
     if pages is None:
         pages = field.memo["pages_read_ahead"] = [
@@ -490,15 +539,17 @@ _READ_AHEAD_NAMES = frozenset(
 
 def prefetches(field: FieldPlan | None) -> bool:
     """Whether a page of sessions under this field (``sessions``) has more to read than
-    its statement reads along: operation pages (or everything, for an unknown field).
+    its statement reads along: operation pages, tool usage (or everything, for an
+    unknown field).
     If not, its sessions are built only if a field needs the objects."""
     return field is None or bool(_pages_read_ahead(field))
 
 
 async def prefetch(info: Info, sessions: list[Session]) -> None:
-    """Read the READ_AHEAD fields and the operation pages selected under this field for
-    every session of a page in one go, so each session answers them from memory: the
-    same statements as field by field, without one coroutine per session and field."""
+    """Read the READ_AHEAD fields, the operation pages and tool usage selected under this
+    field for every session of a page in one go, so each session answers them from
+    memory: the same statements as field by field, without one coroutine per session
+    and field."""
     if not sessions:
         return
     field = field_plan(info)
@@ -508,16 +559,16 @@ async def prefetch(info: Info, sessions: list[Session]) -> None:
         return
     loaders = info.context.loaders
     wants_workflow = bool(wanted & {"workflow_name", "workflow"})
-    wants_count = "operation_count" in wanted
     ids = sorted({s.workflow_id for s in sessions if s.workflow_id is not None})
-    keys = [(s.id, OperationFilter()) for s in sessions]
     variables = variables_of(info)
-    (workflows, counts), _ = await asyncio.gather(
+    workflows, _ = await asyncio.gather(
+        loaders.workflow_by_id.load_many(ids if wants_workflow else []),
         asyncio.gather(
-            loaders.workflow_by_id.load_many(ids if wants_workflow else []),
-            loaders.operation_count_by_session.load_many(keys if wants_count else []),
+            *(
+                _BY_PLAN_READERS[python_name(page) or ""](info, page, variables, sessions)
+                for page in pages
+            )
         ),
-        asyncio.gather(*(_read_pages(info, page, variables, sessions) for page in pages)),
     )
     if wants_workflow:
         rows = {row["id"]: row for row in workflows if row is not None}
@@ -526,9 +577,6 @@ async def prefetch(info: Info, sessions: list[Session]) -> None:
             workflow = Workflow.from_row(row)
             session._prefetched["workflow"] = workflow
             session._prefetched["workflow_name"] = workflow.name if workflow else None
-    if wants_count:
-        for session, count in zip(sessions, counts, strict=True):
-            session._prefetched["operation_count"] = count
 
 
 async def _read_pages(
@@ -571,7 +619,7 @@ async def _read_pages(
         if built is not None:
             for session in sessions:
                 nodes = built.get(session.id, "[]")
-                session._prefetched[field] = request.connection(session.id, [], json=nodes)
+                session._prefetched[field] = request.connection(session, [], json=nodes)
             return
     found = await queries.fetch_operation_pages(
         engine=info.context.engine,
@@ -582,4 +630,30 @@ async def _read_pages(
         columns=columns_of(field),
     )
     for session in sessions:
-        session._prefetched[field] = request.connection(session.id, found.get(session.id, []))
+        session._prefetched[field] = request.connection(session, found.get(session.id, []))
+
+
+async def _read_tool_usage(
+    info: Info, field: FieldPlan, variables: Mapping[str, Any], sessions: list[Session]
+) -> None:
+    """The tool usage ``field`` (a session's ``toolUsage``) asks for, read for every session
+    in one statement; a ``first`` the field would refuse is left to its resolver."""
+    first = field.argument("first", variables)
+    try:
+        limit = check_first(
+            None if first is Undefined else first,
+            default=DEFAULT_TOOL_USAGE,
+            maximum=MAX_TOOL_USAGE,
+        )
+    except BadUserInput:
+        return
+    found = await queries.fetch_tool_usage(
+        engine=info.context.engine, session_ids=[s.id for s in sessions], first=limit
+    )
+    for session in sessions:
+        session._prefetched[field] = [ToolUsage.from_row(row) for row in found.get(session.id, [])]
+
+
+#: Per Python name of a field read ahead with its arguments (PREFETCHED_BY_PLAN), what
+#: reads it for a page of sessions.
+_BY_PLAN_READERS = {"operations": _read_pages, "tool_usage": _read_tool_usage}
