@@ -4,8 +4,9 @@ the write (SPEC 5)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -370,3 +371,36 @@ def test_an_event_carries_what_it_replaced_through_notify() -> None:
     assert Event.decode(Event(EventKind.STARTED, "s").encode()) == Event(EventKind.STARTED, "s")
     with pytest.raises(ValueError, match="not an event"):
         Event.decode('{"kind":"completed","session":"s","rows":null,"before":{"a":[1]}}')
+
+
+async def test_a_session_leaving_by_its_counters_is_sent_once_as_not_matching(
+    app: Starlette, url: str, gql: GraphQLClient
+) -> None:
+    writes = [
+        (START, {"id": "s-a"}),
+        (RECORD, {"id": "s-a", "ops": ops("Read")}),
+        (RECORD, {"id": "s-a", "ops": ops("Edit", "Bash")}),
+        (RECORD, {"id": "s-a", "ops": ops("Grep")}),
+    ]
+
+    got = await changes(app, url, gql, writes, filter={"operationCount": {"lt": 2}})
+
+    assert got == [("STARTED", True), ("OPERATIONS_RECORDED", True), ("OPERATIONS_RECORDED", False)]
+
+
+async def test_a_session_leaving_by_its_update_time_is_sent_once_as_not_matching(
+    app: Starlette, url: str, gql: GraphQLClient
+) -> None:
+    # given a session last updated before a moment, and a filter on what was updated before it
+    await gql(START, {"id": "s-a"})
+    await asyncio.sleep(0.05)
+    moment = datetime.now(UTC).isoformat()
+    await asyncio.sleep(0.05)
+    writes = [
+        (RECORD, {"id": "s-a", "ops": ops("Read")}),
+        (RECORD, {"id": "s-a", "ops": ops("Edit")}),
+    ]
+
+    got = await changes(app, url, gql, writes, filter={"updatedAt": {"lt": moment}})
+
+    assert got == [("OPERATIONS_RECORDED", False)]
