@@ -424,12 +424,6 @@ def _stored(type_: sa.types.TypeEngine[Any], value: Any, dialect: str) -> Any:
     return value
 
 
-def stored(name: str) -> bool:
-    """Whether the filter can read this value of a session (a column, or one computed
-    from columns): fields on values a database does not hold yet stay out of the input."""
-    return name in sessions.c or name in _COMPUTED
-
-
 def _cache_hit_ratio(source: Source, dialect: str) -> sa.ColumnElement[Any]:
     # In floating point from the start: BIGINT sums could overflow on PostgreSQL, and
     # both databases then divide the same doubles.

@@ -21,7 +21,6 @@ from strawberry import UNSET
 from strawberry.utils.str_converters import to_camel_case
 
 from sessiongraph.db import filtering
-from sessiongraph.db.filtering import stored
 from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.types.session import SessionStatus
@@ -179,8 +178,7 @@ class SessionFilter:
     )
     started_at: DateTimeRange | None = _optional("When it started.")
     completed_at: DateTimeRange | None = _optional("When it finished.")
-    if stored("updated_at"):
-        updated_at: DateTimeRange | None = _optional("When it last changed.")
+    updated_at: DateTimeRange | None = _optional("When it last changed (`updatedAt`).")
     input_tokens: IntRange | None = _optional("Its input tokens.")
     output_tokens: IntRange | None = _optional("Its output tokens.")
     cache_read_tokens: IntRange | None = _optional("Its tokens read from the cache.")
@@ -188,16 +186,11 @@ class SessionFilter:
     total_tokens: IntRange | None = _optional("All its tokens.")
     total_cost_usd: DecimalRange | None = _optional("Its total cost in US dollars.")
     duration_seconds: FloatRange | None = _optional("Its run time in seconds.")
-    if stored("operation_count"):
-        operation_count: IntRange | None = _optional("Its number of operations.")
-    if stored("tool_call_count"):
-        tool_call_count: IntRange | None = _optional("Its number of tool calls.")
-    if stored("failed_operation_count"):
-        failed_operation_count: IntRange | None = _optional("Its operations that failed.")
-    if stored("subagent_count"):
-        subagent_count: IntRange | None = _optional("Its subagents started.")
-    if stored("commit_count"):
-        commit_count: IntRange | None = _optional("Its git commits.")
+    operation_count: IntRange | None = _optional("Its `operationCount`.")
+    tool_call_count: IntRange | None = _optional("Its `toolCallCount`.")
+    failed_operation_count: IntRange | None = _optional("Its `failedOperationCount`.")
+    subagent_count: IntRange | None = _optional("Its `subagentCount`.")
+    commit_count: IntRange | None = _optional("Its `commitCount`.")
     cache_hit_ratio: FloatRange | None = _optional(
         "cacheReadTokens / (inputTokens + cacheReadTokens + cacheCreationTokens); missing "
         "(so meeting no bound) when that sum is 0."
