@@ -1110,3 +1110,25 @@ async def test_string_matches_ignore_the_columns_collation(
                         f'ALTER TABLE sessions ALTER COLUMN {column} TYPE text COLLATE "default"'
                     )
                 )
+
+
+async def test_cache_hit_ratio_bounds_agree_with_the_field(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    # given ratios that are not exact in binary
+    counts = [(1, 2, 3), (7, 11, 13), (123456789, 987654321, 555), (3, 1, 0), (0, 0, 0)]
+    await insert_sessions(
+        engine,
+        *(
+            session_row(id=f"r{n}", input_tokens=i, cache_read_tokens=r, cache_creation_tokens=c)
+            for n, (i, r, c) in enumerate(counts)
+        ),
+    )
+    data = await gql("{ sessions { nodes { id cacheHitRatio } } }")
+
+    # when each session's own ratio is both bounds, then it is the one found
+    for node in data["sessions"]["nodes"]:
+        ratio = node["cacheHitRatio"]
+        if ratio is None:
+            continue
+        assert await matching(gql, {"cacheHitRatio": {"gte": ratio, "lte": ratio}}) == {node["id"]}
