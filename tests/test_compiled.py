@@ -48,6 +48,14 @@ ARGUMENTS: dict[str, list[str]] = {
         "{field: TOOL_CALL_COUNT, direction: ASC}",
     ],
     "startedAfter": ['"2026-04-18T07:00:00Z"'],
+    "filter": [
+        "{status: [COMPLETED]}",
+        "{not: {repo: {isNull: true}}}",
+        '{or: [{workflowId: {eq: "wf-1"}}, {hasOperation: {types: ["git_commit"], success: false}}]'
+        ', agentModel: {prefix: "claude"}}',
+        '{and: [], errorMessage: {contains: ""}}',
+        '{cacheHitRatio: {gte: 0.5}, metadata: [{key: "k"}], not: {hasOperation: {}}}',
+    ],
 }
 DIRECTIVES = ["", "", "", " @include(if: $flag)", " @skip(if: $flag)", " @skip(if: false)"]
 
@@ -82,11 +90,19 @@ def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
 
 @st.composite
 def documents(draw: st.DrawFn) -> str:
-    root = "sessions" if draw(st.booleans()) else 'session(id: "s-1")'
-    type_ = SCHEMA.get_type("SessionConnection" if root == "sessions" else "Session")
+    listing = draw(st.booleans())
+    root = "sessions" if listing else 'session(id: "s-1")'
+    if listing:
+        arguments = [
+            f"{argument}: {draw(st.sampled_from(ARGUMENTS[argument]))}"
+            for argument in SCHEMA.query_type.fields["sessions"].args  # type: ignore[union-attr]
+            if argument in ARGUMENTS and draw(st.booleans())
+        ]
+        root += f"({', '.join(arguments)})" if arguments else ""
+    type_ = SCHEMA.get_type("SessionConnection" if listing else "Session")
     assert isinstance(type_, GraphQLObjectType)
     body = draw(selection_set(type_, depth=4))
-    used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in body]
+    used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in root + body]
     head = f"query ({', '.join(used)})" if used else "query"
     if draw(st.booleans()):  # through a named fragment
         return f"{head} {{ {root} {{ ...Part }} }} fragment Part on {type_.name} {{ {body} }}"

@@ -13,12 +13,13 @@ from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.fields import field_plan
 from sessiongraph.graphql.filters import (
+    FilterArgument,
     StartedAfterArgument,
     StartedBeforeArgument,
     StatusArgument,
     StatusesArgument,
     WorkflowIdArgument,
-    session_filter,
+    session_criteria,
 )
 from sessiongraph.graphql.ordering import SessionOrder
 from sessiongraph.graphql.types.pagination import Page
@@ -47,6 +48,7 @@ class Query:
         statuses: StatusesArgument = UNSET,
         started_after: StartedAfterArgument = UNSET,
         started_before: StartedBeforeArgument = UNSET,
+        filter: FilterArgument = UNSET,
         first: Annotated[
             int | None, strawberry.argument(description="Page size, 1..200 (REST `limit`).")
         ] = 50,
@@ -60,12 +62,13 @@ class Query:
         ] = UNSET,
     ) -> SessionConnection:
         limit = check_first(first, default=50, maximum=MAX_SESSIONS_PAGE)
-        filters = session_filter(
+        filters = session_criteria(
             workflow_id=workflow_id,
             status=status,
             statuses=statuses,
             started_after=started_after,
             started_before=started_before,
+            filter=filter,
         )
         after = given(after)
         order = given(order_by) or SessionOrder()
