@@ -52,6 +52,14 @@ ARGUMENTS: dict[str, list[str]] = {
     "bucket": ["DAY", "HOUR"],
     "utcOffsetMinutes": ["330", "-60"],
     "from": ['"2026-04-18T00:00:00Z"'],
+    "filter": [
+        "{status: [COMPLETED]}",
+        "{not: {repo: {isNull: true}}}",
+        '{or: [{workflowId: {eq: "wf-1"}}, {hasOperation: {types: ["git_commit"], success: false}}]'
+        ', agentModel: {prefix: "claude"}}',
+        '{and: [], errorMessage: {contains: ""}}',
+        '{cacheHitRatio: {gte: 0.5}, metadata: [{key: "k"}], not: {hasOperation: {}}}',
+    ],
 }
 DIRECTIVES = ["", "", "", " @include(if: $flag)", " @skip(if: $flag)", " @skip(if: false)"]
 
@@ -89,17 +97,27 @@ def _required(argument: GraphQLArgument) -> bool:
 
 
 #: The roots random documents start at, and the type of each.
-ROOTS = {"sessions": "SessionConnection", 'session(id: "s-1")': "Session"}
-ROOTS["sessionStats"] = "SessionStats"
+ROOTS = {
+    "sessions": "SessionConnection",
+    'session(id: "s-1")': "Session",
+    "sessionStats": "SessionStats",
+}
 
 
 @st.composite
 def documents(draw: st.DrawFn) -> str:
     root = draw(st.sampled_from(sorted(ROOTS)))
     type_ = SCHEMA.get_type(ROOTS[root])
+    if root in ("sessions", "sessionStats"):
+        arguments = [
+            f"{argument}: {draw(st.sampled_from(ARGUMENTS[argument]))}"
+            for argument in SCHEMA.query_type.fields[root].args  # type: ignore[union-attr]
+            if argument in ARGUMENTS and draw(st.booleans())
+        ]
+        root += f"({', '.join(arguments)})" if arguments else ""
     assert isinstance(type_, GraphQLObjectType)
     body = draw(selection_set(type_, depth=4))
-    used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in body]
+    used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in root + body]
     head = f"query ({', '.join(used)})" if used else "query"
     if draw(st.booleans()):  # through a named fragment
         return f"{head} {{ {root} {{ ...Part }} }} fragment Part on {type_.name} {{ {body} }}"

@@ -132,3 +132,40 @@ async def test_session_detail_runs_constant_statements(
 
     # lookup, workflow, page (operationCount is the session's column)
     assert counts == [3, 3, 3], sql.report()
+
+
+FILTERED_QUERY = """
+{ sessions(first: 200, statuses: [COMPLETED, FAILED], filter: {
+    or: [{workflowId: {in: ["wf-0", "wf-1"]}}, {not: {repo: {isNull: true}}}]
+    hasOperation: {types: ["git_commit"], gitBranch: {isNull: true}}
+    metadata: [], errorMessage: null
+    and: [{not: {metadata: [{key: "absent", equals: {a: [1]}}]}}, {not: {cacheHitRatio: {gt: 2}}}]
+    startedAt: {lt: "2100-01-01T00:00:00Z"}, totalCostUsd: {gte: "0"}
+    not: {and: [{startedAt: {lastSeconds: 31622400}}, {startedAt: {gt: "2100-01-01T00:00:00Z"}}]}
+  }) {
+    totalCount
+    nodes { id workflowName operationCount }
+} }
+"""
+
+
+@pytest.mark.parametrize("sessions", [1, 20, 200])
+async def test_a_filtered_page_is_one_statement(
+    gql: GraphQLClient, engine: AsyncEngine, sql: SqlRecorder, sessions: int
+) -> None:
+    # Given sessions, each with operations (commits among them)
+    await _seed(engine, sessions)
+
+    # When a page with a filter of every kind of condition is read
+    count, data = await _count(gql, sql, FILTERED_QUERY)
+
+    # Then the page, its workflows, counts and total are one statement, whatever the size,
+    # and the filter's values travel as parameters
+    connection = data["sessions"]
+    assert isinstance(connection, dict)
+    matches = len([i for i in range(sessions) if i % 3 != 2])  # in wf-0 or wf-1
+    assert connection["totalCount"] == len(connection["nodes"]) == matches
+    assert count == 1, sql.report()
+    [page] = sql.statements
+    for value in ("wf-0", "git_commit", "absent", "2100-01-01", "31622400"):
+        assert value not in page, sql.report()

@@ -420,3 +420,41 @@ async def test_tools_add_up_the_sessions_tool_usage_most_calls_first(
     assert data["sessionStats"]["two"] == [{"toolName": "Bash"}, {"toolName": "Read"}]
     body = await gql.raw("{ sessionStats { tools(first: 101) { toolName } } }")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "{status: [COMPLETED, FAILED]}",
+        '{totalCostUsd: {gte: "0.5"}, not: {agentModel: {isNull: true}}}',
+        '{or: [{workflowId: {eq: "wf-1"}}, {repo: {prefix: "x/"}}]}',
+        "{durationSeconds: {lt: 100}}",
+        "{or: []}",
+    ],
+)
+async def test_the_filter_chooses_the_sessions_as_it_does_for_a_list(
+    gql: GraphQLClient, rows: list[dict[str, Any]], where: str
+) -> None:
+    data = await gql(
+        f"{{ sessions(filter: {where}, first: 200) {{ totalCount nodes {{ id }} }} "
+        f"sessionStats(filter: {where}) {{ count {TOTALS} groupBy(by: STATUS) {{ key count }} "
+        "timeSeries(bucket: MONTH) { count } } }"
+    )
+
+    ids = {node["id"] for node in data["sessions"]["nodes"]}
+    chosen = [row for row in rows if row["id"] in ids]
+    found = data["sessionStats"]
+    assert found["count"] == data["sessions"]["totalCount"] == len(chosen)
+    assert found["totals"] == _totals(chosen)
+    assert sum(g["count"] for g in found["groupBy"]) == len(chosen)
+    dated = [row for row in chosen if row["started_at"] is not None]
+    assert sum(b["count"] for b in found["timeSeries"]) == len(dated)
+
+
+async def test_a_filter_beyond_its_limits_is_refused_at_its_path(gql: GraphQLClient) -> None:
+    body = await gql.raw('{ sessionStats(filter: {errorMessage: {contains: ""}}) { count } }')
+
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["path"] == ["sessionStats"]
+    assert body["data"] == {"sessionStats": None}

@@ -21,8 +21,10 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -49,18 +51,50 @@ class EventKind(StrEnum):
 _RANK = {EventKind.STARTED: 0, EventKind.RECORDED: 1, EventKind.COMPLETED: 2}
 
 
+#: A column's value an event carries: JSON (times in ISO 8601, amounts as decimal strings).
+Scalar = str | int | float | bool | None
+#: The longest text an event carries as a replaced value (NOTIFY holds 8000 bytes).
+MAX_REPLACED_TEXT = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     kind: EventKind
     session_id: str
-    #: RECORDED only: the first and last ``operations.id`` the batch added.
+    #: The first and last ``operations.id`` the batch added (RECORDED; an event standing
+    #: for several, see ``followed_by``, may have them whatever its kind).
     rows: tuple[int, int] | None = None
+    #: The session's columns the write changed, with the values they had before it
+    #: (``replaced``): with the rows, what the session was before the write, for the
+    #: subscribers that must know whether it matched their filter then.
+    before: tuple[tuple[str, Scalar], ...] = ()
+    #: An event standing for several: one of them started the session.
+    includes_start: bool = False
+
+    @property
+    def new(self) -> bool:
+        """Whether the session did not exist before the write(s) this event stands for."""
+        return self.kind is EventKind.STARTED or self.includes_start
+
+    def followed_by(self, later: Event) -> Event:
+        """One event standing for this one and a ``later`` one of the same session: the
+        higher kind (a late RECORDED must not hide that the session completed), the rows
+        of both, and each changed column as it was before the first change of it."""
+        kind = self.kind if _RANK[self.kind] > _RANK[later.kind] else later.kind
+        spans = [span for span in (self.rows, later.rows) if span is not None]
+        rows = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+        before = dict(later.before) | dict(self.before)
+        return Event(kind, self.session_id, rows, tuple(before.items()), self.new or later.new)
 
     def encode(self) -> str:
-        return json.dumps(
-            {"kind": self.kind.value, "session": self.session_id, "rows": self.rows},
-            separators=(",", ":"),
-        )
+        fields: dict[str, Any] = {
+            "kind": self.kind.value,
+            "session": self.session_id,
+            "rows": self.rows,
+        }
+        if self.before:
+            fields["before"] = dict(self.before)
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> Event:
@@ -82,7 +116,33 @@ class Event:
             rows = (rows[0], rows[1])
         if (rows is None) != (kind is not EventKind.RECORDED):
             raise ValueError(f"not an event: {text[:200]!r}")
-        return cls(kind=kind, session_id=session_id, rows=rows)
+        before = fields.get("before", {})
+        if not isinstance(before, dict) or not all(
+            isinstance(value, str | int | float | bool | None) for value in before.values()
+        ):
+            raise ValueError(f"not an event: {text[:200]!r}")
+        return cls(kind=kind, session_id=session_id, rows=rows, before=tuple(before.items()))
+
+
+def replaced(row: Mapping[Any, Any], values: Mapping[str, Any]) -> tuple[tuple[str, Scalar], ...]:
+    """What a write of ``values`` to the session ``row`` replaces: each column it changes
+    (a value the database computes, such as its clock, always does) with its value in
+    ``row``, as an event carries it. JSON documents and long texts are left out (an event
+    stays small); a subscriber then reads them as they are now."""
+    found: list[tuple[str, Scalar]] = []
+    for name, value in values.items():
+        old = row[name]
+        computed = isinstance(value, sa.ClauseElement)
+        if (not computed and old == value) or isinstance(old, dict | list):
+            continue
+        if isinstance(old, datetime):
+            old = old.isoformat()
+        elif isinstance(old, Decimal):
+            old = str(old)
+        elif isinstance(old, str) and len(old) > MAX_REPLACED_TEXT:
+            continue
+        found.append((name, old))
+    return tuple(found)
 
 
 class Mailbox:
@@ -124,8 +184,8 @@ class Mailbox:
             )
             return
         earlier = self._pending.pop(key, None)  # a coalesced event moves to the back
-        if earlier is not None and _RANK[earlier.kind] > _RANK[event.kind]:
-            event = earlier  # a late RECORDED must not hide that the session completed
+        if earlier is not None:
+            event = earlier.followed_by(event)
         self._pending[key] = event
         self._ready.set()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -140,3 +142,69 @@ class Money(sa.TypeDecorator[Decimal]):
         if isinstance(value, float):
             return Decimal(repr(value))
         return Decimal(value)
+
+
+#: Column values of money have 10 decimal places and stay below 10^10 dollars.
+_MONEY_PLACES = Decimal(1).scaleb(-10)
+_MONEY_CLAMP = Decimal(10) ** 11
+_WIDE = decimal.Context(prec=60, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
+class MoneyBound(sa.TypeDecorator[Decimal]):
+    """A decimal bound on a money column, exact on either database.
+
+    First the bound is moved onto the columns' grid (10 decimal places, magnitude
+    clamped) without changing which stored values meet it, so PostgreSQL never gets an
+    extreme NUMERIC. On SQLite, where money is a double read back as the decimal of its
+    shortest repr (``Money``), it then becomes the double bound that the same doubles
+    meet: the decimals of doubles are ordered as the doubles are.
+    """
+
+    # Unconstrained: a bound may lie beyond what the column's NUMERIC(20, 10) holds.
+    impl = sa.Numeric()
+    cache_ok = True
+
+    def __init__(self, operator: str) -> None:
+        super().__init__()
+        self.operator = operator
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Float())
+        return dialect.type_descriptor(self.impl)
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        bound = on_money_grid(value, self.operator)
+        if dialect.name == "sqlite":
+            return double_bound(bound, self.operator)
+        return bound
+
+
+def on_money_grid(value: Decimal, operator: str) -> Decimal:
+    """A bound of at most 10 decimal places and magnitude 10^11 that the values of a money
+    column (10 places, below 10^10) meet exactly when they meet ``value``."""
+    value = max(-_MONEY_CLAMP, min(_MONEY_CLAMP, value))
+    floor = value.quantize(_MONEY_PLACES, rounding=decimal.ROUND_FLOOR, context=_WIDE)
+    if floor == value:
+        return floor
+    # v > x and v <= x hold for grid values v exactly as for x's floor; v >= x and v < x
+    # exactly as for its ceiling.
+    return floor if operator in ("gt", "lte") else floor + _MONEY_PLACES
+
+
+def double_bound(value: Decimal, operator: str) -> float:
+    """The double ``b`` such that a double ``d`` meets ``d <operator> b`` exactly when the
+    decimal of its shortest repr meets ``<operator> value``."""
+    nearest = float(value)  # finite: the bound is on the money grid
+    written = Decimal(repr(nearest))
+    if operator == "gte" and written < value:
+        return math.nextafter(nearest, math.inf)
+    if operator == "gt" and written > value:
+        return math.nextafter(nearest, -math.inf)
+    if operator == "lte" and written > value:
+        return math.nextafter(nearest, -math.inf)
+    if operator == "lt" and written < value:
+        return math.nextafter(nearest, math.inf)
+    return nearest

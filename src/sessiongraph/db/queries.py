@@ -6,6 +6,7 @@ Every function runs a fixed number of statements, whatever the number of rows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import re
@@ -21,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongraph.db import outages
+from sessiongraph.db import filtering, outages
 from sessiongraph.db.columns import UTCDateTime
 from sessiongraph.db.tables import operations, session_tools, sessions, workflows
 from sessiongraph.errors import QueryTimeout
@@ -33,11 +34,15 @@ PREFIX_CANDIDATES = 5
 
 
 @dataclass(frozen=True, slots=True)
-class SessionFilter:
+class SessionCriteria:
+    """Which sessions a list holds: the flat arguments of ``sessions`` and, AND'ed with
+    them, its ``filter`` (``where``; None when it filters nothing)."""
+
     workflow_id: str | None = None
     statuses: tuple[str, ...] = ()
     started_after: datetime | None = None
     started_before: datetime | None = None
+    where: filtering.Where | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,24 +170,30 @@ async def _timed(work: Coroutine[Any, Any, T]) -> T:
 
 @dataclass(frozen=True, slots=True)
 class _FilterShape:
-    """Which conditions of a ``SessionFilter`` are present."""
+    """Which conditions of a ``SessionCriteria`` are present: the flat ones, and the shape
+    of its ``filter`` with the database it is compiled for."""
 
     workflow: bool
     statuses: int
     started_after: bool
     started_before: bool
+    where: filtering.Condition | None = None
+    dialect: str | None = None
 
     @staticmethod
-    def of(filters: SessionFilter) -> _FilterShape:
+    def of(filters: SessionCriteria, dialect: str) -> _FilterShape:
+        where = filters.where
         return _FilterShape(
             workflow=filters.workflow_id is not None,
             statuses=len(filters.statuses),
             started_after=filters.started_after is not None,
             started_before=filters.started_before is not None,
+            where=where.shape if where is not None else None,
+            dialect=dialect if where is not None else None,
         )
 
 
-def _session_params(filters: SessionFilter) -> dict[str, Any]:
+def _session_params(filters: SessionCriteria) -> dict[str, Any]:
     params: dict[str, Any] = {f"status_{i}": s for i, s in enumerate(filters.statuses)}
     params.update(
         workflow_id=filters.workflow_id,
@@ -190,27 +201,33 @@ def _session_params(filters: SessionFilter) -> dict[str, Any]:
         started_after=filters.started_after,
         started_before=filters.started_before,
     )
+    if filters.where is not None:
+        params.update(filters.where.params)
     return params
 
 
 def _session_conditions(
-    shape: _FilterShape, status: int | None = None, *, statuses: bool = True
+    shape: _FilterShape, status: int | None = None
 ) -> list[sa.ColumnElement[bool]]:
     """The filter's conditions; the status is ``status_<status>`` alone when given,
-    else any of the ``statuses`` (left out when ``statuses`` is false)."""
+    else any of the ``statuses``."""
     columns = sessions.c
     conditions: list[sa.ColumnElement[bool]] = []
     if shape.workflow:
         conditions.append(columns.workflow_id == sa.bindparam("workflow_id"))
     if status is not None:
         conditions.append(columns.status == sa.bindparam(f"status_{status}"))
-    elif shape.statuses and statuses:
+    elif shape.statuses:
         conditions.append(columns.status.in_(sa.bindparam("statuses", expanding=True)))
     # A NULL started_at fails both comparisons, so undated sessions never match a bound.
     if shape.started_after:
         conditions.append(columns.started_at >= sa.bindparam("started_after"))
     if shape.started_before:
         conditions.append(columns.started_at <= sa.bindparam("started_before"))
+    if shape.where is not None and shape.dialect is not None:
+        # One condition for the whole filter, added to every branch of a page: the
+        # flat conditions above keep choosing the index each branch walks.
+        conditions.append(filtering.condition(shape.where, shape.dialect))
     return conditions
 
 
@@ -248,7 +265,7 @@ SESSION_DOCUMENTS = ("metadata", "cost_by_model")
 async def fetch_session_page(
     *,
     engine: AsyncEngine,
-    filters: SessionFilter,
+    filters: SessionCriteria,
     ordering: SessionOrdering,
     after: Keyset | None,
     limit: int,
@@ -256,7 +273,8 @@ async def fetch_session_page(
 ) -> Sequence[Row[Any]]:
     """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break,
     each row with the columns ``read_ahead`` names (rows by position)."""
-    stmt = _session_page_statement(_FilterShape.of(filters), ordering, _start(after), read_ahead)
+    shape = _FilterShape.of(filters, engine.dialect.name)
+    stmt = _session_page_statement(shape, ordering, _start(after), read_ahead)
     if stmt is None:  # a cursor past the NULLs of a column that has none
         return []
     params = _session_params(filters)
@@ -381,8 +399,8 @@ async def ping(*, engine: AsyncEngine) -> None:
     await uncancellable(run())
 
 
-async def count_sessions(*, engine: AsyncEngine, filters: SessionFilter) -> int:
-    stmt = _session_count_statement(_FilterShape.of(filters))
+async def count_sessions(*, engine: AsyncEngine, filters: SessionCriteria) -> int:
+    stmt = _session_count_statement(_FilterShape.of(filters, engine.dialect.name))
     return int(await _scalar(engine, stmt, _session_params(filters)))
 
 
@@ -487,31 +505,72 @@ def _recorded_operations_statement(selected: tuple[str, ...]) -> sa.Select[Any]:
     )
 
 
-async def fetch_sessions_for_filter(
-    *, engine: AsyncEngine, ids: Sequence[str], filters: SessionFilter
+def whole_filter(filters: SessionCriteria) -> filtering.Where | None:
+    """``filters`` as one filter tree, its flat arguments conditions of it: for a statement
+    that reads sessions by id, with no index to choose."""
+    where = filters.where
+    parameters = filtering.Parameters(where.params if where is not None else {})
+    parts: list[filtering.Condition] = [where.shape] if where is not None else []
+    if filters.workflow_id is not None:
+        eq = parameters.add(filters.workflow_id)
+        parts.append(filtering.Text("workflow_id", filtering.Strings(eq=eq)))
+    if filters.statuses:
+        parts.append(filtering.Status(parameters.add(list(filters.statuses))))
+    if filters.started_after is not None:
+        after = filtering.Bounds(gte=parameters.add(filters.started_after))
+        parts.append(filtering.Within("started_at", after))
+    if filters.started_before is not None:
+        before = filtering.Bounds(lte=parameters.add(filters.started_before))
+        parts.append(filtering.Within("started_at", before))
+    return filtering.prepare(filtering.All(tuple(parts)), parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What writes did to a session since a subscriber last looked (one event): whether
+    they started it, the first ``operations.id`` they added, and the values they
+    replaced (``Event.before``)."""
+
+    session_id: str
+    new: bool = False
+    first_row: int | None = None
+    before: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+async def fetch_changed_sessions(
+    *, engine: AsyncEngine, changes: Sequence[Change], where: filtering.Where | None
 ) -> dict[str, RowMapping]:
-    """The sessions of ``ids``, each with ``matches`` (it passes ``filters``) and
-    ``matches_but_status`` (it passes them all but the status condition)."""
-    params = _session_params(filters)
-    params["ids"] = list(ids)
-    rows = await _all(engine, _sessions_for_filter_statement(_FilterShape.of(filters)), params)
+    """The sessions of ``changes`` as they are now, each with ``matches`` (it matches
+    ``where`` now) and ``matched`` (it matched before the writes of its change): both
+    decided by the database, in one statement."""
+    dialect = engine.dialect.name
+    params: dict[str, Any] = dict(where.params) if where is not None else {}
+    params["changes"] = filtering.changed_sessions_json(
+        {c.session_id: (c.new, c.first_row, c.before) for c in changes}, dialect
+    )
+    stmt = _changed_sessions_statement(where.shape if where is not None else None, dialect)
+    rows = await _all(engine, stmt, params)
     return {row["id"]: row for row in rows}
 
 
 @functools.lru_cache(maxsize=64)
-def _sessions_for_filter_statement(shape: _FilterShape) -> sa.Select[Any]:
+def _changed_sessions_statement(shape: filtering.Condition | None, dialect: str) -> sa.Select[Any]:
+    before = filtering.BEFORE
+    change = before.relation(dialect)
+    if shape is None:
+        matches: sa.ColumnElement[bool] = sa.true()
+        matched: sa.ColumnElement[bool] = sa.true()
+    else:
+        # NULL (an undated session against a time bound) counts as false, as in WHERE.
+        matches = sa.func.coalesce(filtering.condition(shape, dialect), sa.false())
+        matched = sa.func.coalesce(filtering.condition(shape, dialect, before), sa.false())
+    # The ids compare byte-wise (PostgreSQL: the ids' "C" collation, not the key's).
+    key = change.c.key if dialect == "sqlite" else change.c.key.collate("C")
     return sa.select(
         sessions,
-        _all_true(_session_conditions(shape)).label("matches"),
-        _all_true(_session_conditions(shape, statuses=False)).label("matches_but_status"),
-    ).where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
-
-
-def _all_true(conditions: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:
-    # NULL (an undated session against a time bound) counts as false, as in WHERE.
-    if not conditions:
-        return sa.true()
-    return sa.func.coalesce(sa.and_(*conditions), sa.false())
+        matches.label("matches"),
+        sa.case((before.new(dialect), sa.false()), else_=matched).label("matched"),
+    ).select_from(change.join(sessions, sessions.c.id == key))
 
 
 _WORKFLOWS = sa.select(workflows).where(workflows.c.id.in_(sa.bindparam("ids", expanding=True)))

@@ -32,8 +32,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.db import filtering
 from sessiongraph.db.queries import (
-    SessionFilter,
+    SessionCriteria,
     _FilterShape,
     _rows,
     _session_conditions,
@@ -47,8 +48,6 @@ COST_UNITS = 10**10
 PERCENTILES = (50, 90, 95, 99)
 #: Decimal places of float aggregates: the same text from both databases.
 FLOAT_PLACES = 6
-#: Characters stripped from repository entries (both databases trim exactly these).
-REPO_BLANKS = " \t\n\r\x0b\x0c"
 
 Dialect = Literal["sqlite", "postgresql"]
 #: What sessions are grouped by: nothing (one key, None), a column, repo entries, or
@@ -66,8 +65,8 @@ class Scope:
     params: Mapping[str, Any]
 
     @staticmethod
-    def of(filters: SessionFilter) -> Scope:
-        return Scope(_FilterShape.of(filters), _session_params(filters))
+    def of(criteria: SessionCriteria, dialect: str) -> Scope:
+        return Scope(_FilterShape.of(criteria, dialect), _session_params(criteria))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,25 +128,11 @@ def _dialect(engine: AsyncEngine) -> Dialect:
 
 
 def _repo_join(dialect: Dialect) -> tuple[sa.FromClause, sa.ColumnElement[Any]]:
-    """``sessions`` joined to each of its repository entries as text, trimmed, blanks and
-    non-strings left out (a document that is not an array has none); a session without
-    entries comes once, with a NULL entry. Duplicates are removed by the caller."""
-    if dialect == "postgresql":
-        array = sa.case(
-            (sa.func.jsonb_typeof(sessions.c.repos) == "array", sessions.c.repos),
-            else_=sa.literal_column("'[]'::jsonb"),
-        )
-        element = sa.func.jsonb_array_elements(array).table_valued("value").alias("element")
-        text = sa.func.btrim(element.c.value.op("#>>")(sa.literal_column("'{}'")), REPO_BLANKS)
-        kept = sa.and_(sa.func.jsonb_typeof(element.c.value) == "string", text != "")
-    else:
-        array = sa.case(
-            (sa.func.json_type(sessions.c.repos) == "array", sessions.c.repos), else_="[]"
-        )
-        element = sa.func.json_each(array).table_valued("value", "type").alias("element")
-        text = sa.func.trim(element.c.value, REPO_BLANKS)
-        kept = sa.and_(element.c.type == "text", text != "")
-    return sessions.outerjoin(element, kept), text
+    """``sessions`` joined to each of its repository entries, normalized as the ``repo``
+    filter normalizes them (``filtering.repo_entries``); a session without entries comes
+    once, with a NULL entry. Duplicates are removed by the caller."""
+    entries = filtering.repo_entries(sessions.c.repos, dialect)
+    return sessions.outerjoin(entries.table, sa.and_(*entries.where)), entries.entry
 
 
 def _bucket_start(dialect: Dialect, buckets: Buckets) -> sa.ColumnElement[str]:

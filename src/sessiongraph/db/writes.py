@@ -23,7 +23,7 @@ from sessiongraph.db.errors import (
     SessionNotFound,
 )
 from sessiongraph.db.tables import operations, sessions, workflows
-from sessiongraph.events import Event, EventKind
+from sessiongraph.events import Event, EventKind, replaced
 
 #: Told of a write's event inside its transaction (see ``sessiongraph.events``).
 Announce = Callable[[AsyncConnection, Event], Awaitable[None]]
@@ -88,6 +88,18 @@ async def _session_status(
     return status
 
 
+def _locked_statement(dialect: str) -> sa.Select[Any]:
+    stmt = sa.select(
+        sessions.c.status, sessions.c.updated_at, *(sessions.c[n] for n in counters.COUNTERS)
+    ).where(sessions.c.id == sa.bindparam("id"))
+    return stmt.with_for_update() if dialect == "postgresql" else stmt  # as _session_status
+
+
+#: A session's status, counters and stamp (what a batch replaces), by dialect; on
+#: PostgreSQL, locking its row.
+_LOCKED = {dialect: _locked_statement(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 #: Adds a batch's ``Tally`` to its session's counters, when the session has not finished.
 _COUNT_RECORDED = (
     sessions.update()
@@ -110,9 +122,11 @@ async def record_operations(
     """
     ids = [row["operation_id"] for row in rows]
     async with engine.begin() as conn:
-        status = await _session_status(conn, session_id, lock=True)
-        if status is None:
+        # What the batch replaces is read with the lock, for its event.
+        locked = (await conn.execute(_LOCKED[conn.dialect.name], {"id": session_id})).first()
+        if locked is None:
             raise SessionNotFound(session_id)
+        status = locked.status
         _refuse_if_finished(session_id, status)
         owners = await _owners(conn, ids)
         _check_owners(owners, ids, session_id)
@@ -151,7 +165,10 @@ async def record_operations(
             # the session's row lock keeps other batches for this session out of it
             # (the importer takes the same lock), on SQLite the database lock does.
             span = (min(keys.values()), max(keys.values()))
-            event = Event(EventKind.RECORDED, session_id, span)
+            old = locked._mapping
+            now = {name: old[name] + n for name, n in tally.counters().items()}
+            before = replaced(old, now | {"updated_at": database_clock()})
+            event = Event(EventKind.RECORDED, session_id, span, before)
             await announce(conn, event)
     return Recorded(
         new_ids=[row["operation_id"] for row in new],
@@ -246,6 +263,6 @@ async def complete_session(
         )
         if done.rowcount != 1:
             raise FinishedMeanwhile(session_id)
-        event = Event(EventKind.COMPLETED, session_id)
+        event = Event(EventKind.COMPLETED, session_id, before=replaced(row, values))
         await announce(conn, event)
     return event

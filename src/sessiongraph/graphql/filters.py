@@ -7,8 +7,9 @@ from typing import Annotated
 
 import strawberry
 
-from sessiongraph.db.queries import SessionFilter
+from sessiongraph.db.queries import SessionCriteria
 from sessiongraph.graphql.arguments import given
+from sessiongraph.graphql.session_filter import SessionFilter, session_where
 from sessiongraph.graphql.types.session import SessionStatus
 
 WorkflowIdArgument = Annotated[
@@ -32,22 +33,31 @@ StartedBeforeArgument = Annotated[
     datetime | None,
     strawberry.argument(description="Started at or before this instant (inclusive)."),
 ]
+FilterArgument = Annotated[
+    SessionFilter | None,
+    strawberry.argument(
+        description="Sessions matching this filter, AND'ed with the other arguments."
+    ),
+]
 
 
-def session_filter(
+def session_criteria(
     *,
     workflow_id: str | None,
     status: SessionStatus | None,
     statuses: list[SessionStatus] | None,
     started_after: datetime | None,
     started_before: datetime | None,
-) -> SessionFilter:
-    """The filter the arguments describe (each may be UNSET)."""
+    filter: SessionFilter | None,
+) -> SessionCriteria:
+    """The sessions the arguments describe (each may be UNSET). Raises ``BadUserInput``
+    for a filter beyond its limits."""
     status = given(status)
     chosen = given(statuses) or ([status] if status is not None else [])
-    return SessionFilter(
+    return SessionCriteria(
         workflow_id=given(workflow_id),
         statuses=tuple(dict.fromkeys(s.name.lower() for s in chosen)),
         started_after=given(started_after),
         started_before=given(started_before),
+        where=session_where(given(filter)),
     )

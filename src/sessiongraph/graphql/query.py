@@ -13,14 +13,16 @@ from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.fields import field_plan
 from sessiongraph.graphql.filters import (
+    FilterArgument,
     StartedAfterArgument,
     StartedBeforeArgument,
     StatusArgument,
     StatusesArgument,
     WorkflowIdArgument,
-    session_filter,
+    session_criteria,
 )
 from sessiongraph.graphql.ordering import SessionOrder
+from sessiongraph.graphql.session_filter import SessionFilter
 from sessiongraph.graphql.types.pagination import Page
 from sessiongraph.graphql.types.session import (
     Session,
@@ -30,6 +32,12 @@ from sessiongraph.graphql.types.session import (
     prefetches,
 )
 from sessiongraph.graphql.types.stats import SessionStats
+
+#: ``sessionStats``'s one argument.
+StatsFilterArgument = Annotated[
+    SessionFilter | None,
+    strawberry.argument(description="Only the sessions matching it; all of them when absent."),
+]
 
 MAX_SESSIONS_PAGE = 200
 MAX_ID_LENGTH = 128
@@ -48,6 +56,7 @@ class Query:
         statuses: StatusesArgument = UNSET,
         started_after: StartedAfterArgument = UNSET,
         started_before: StartedBeforeArgument = UNSET,
+        filter: FilterArgument = UNSET,
         first: Annotated[
             int | None, strawberry.argument(description="Page size, 1..200 (REST `limit`).")
         ] = 50,
@@ -61,12 +70,13 @@ class Query:
         ] = UNSET,
     ) -> SessionConnection:
         limit = check_first(first, default=50, maximum=MAX_SESSIONS_PAGE)
-        filters = session_filter(
+        filters = session_criteria(
             workflow_id=workflow_id,
             status=status,
             statuses=statuses,
             started_after=started_after,
             started_before=started_before,
+            filter=filter,
         )
         after = given(after)
         order = given(order_by) or SessionOrder()
@@ -147,5 +157,13 @@ class Query:
         description="Aggregates over every session matching the filter (all of them when "
         "absent). Nullable: one failing dashboard panel never nulls the others."
     )
-    def session_stats(self) -> SessionStats | None:
-        return SessionStats(_scope=stats.Scope.of(queries.SessionFilter()))
+    def session_stats(self, info: Info, filter: StatsFilterArgument = UNSET) -> SessionStats | None:
+        criteria = session_criteria(
+            workflow_id=UNSET,
+            status=UNSET,
+            statuses=UNSET,
+            started_after=UNSET,
+            started_before=UNSET,
+            filter=filter,
+        )
+        return SessionStats(_scope=stats.Scope.of(criteria, info.context.engine.dialect.name))

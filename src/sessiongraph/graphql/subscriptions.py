@@ -19,17 +19,18 @@ from strawberry import UNSET
 
 from sessiongraph.db import queries
 from sessiongraph.db.errors import DatabaseUnavailable
-from sessiongraph.db.writes import TERMINAL_STATUSES
 from sessiongraph.errors import ApiError, InternalError, Unavailable
+from sessiongraph.events import Event
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.errors import INTERNAL_MESSAGE
 from sessiongraph.graphql.filters import (
+    FilterArgument,
     StartedAfterArgument,
     StartedBeforeArgument,
     StatusArgument,
     StatusesArgument,
     WorkflowIdArgument,
-    session_filter,
+    session_criteria,
 )
 from sessiongraph.graphql.types.operation import Operation, operation_columns, operation_list
 from sessiongraph.graphql.types.session import Session
@@ -37,8 +38,14 @@ from sessiongraph.inputs import check_id
 
 logger = logging.getLogger("sessiongraph.graphql")
 
-#: Statuses a session can leave: the only ones it can have had before completing.
-_OPEN_STATUSES = frozenset({"pending", "running"})
+
+def _change(event: Event) -> queries.Change:
+    return queries.Change(
+        session_id=event.session_id,
+        new=event.new,
+        first_row=event.rows[0] if event.rows is not None else None,
+        before=dict(event.before),
+    )
 
 
 @strawberry.enum(description="What happened to a session.")
@@ -58,8 +65,9 @@ class SessionChange:
         description="The latest change; changes in quick succession arrive as one."
     )
     matches_filter: bool = strawberry.field(
-        description="False when the session no longer matches the subscription's filter "
-        "(it left the list, e.g. completed under a RUNNING filter): drop it from the list."
+        description="False when the session matched the subscription's filters before this "
+        "change and does not after it (it left the list, e.g. completed under a RUNNING "
+        "filter): drop it from the list. Sent once."
     )
     session: Session = strawberry.field(description="The session as it is now.")
 
@@ -157,9 +165,9 @@ class Subscription:
                             )
 
     @strawberry.subscription(
-        description="Changes to the sessions a `sessions` list with the same filter shows: "
-        "for a live dashboard. A session that stops matching (e.g. completes under a RUNNING "
-        "filter) arrives once more with matchesFilter false."
+        description="Changes to the sessions a `sessions` list with the same filters shows: "
+        "for a live dashboard. A session that stops matching (because of any of its values: "
+        "e.g. it completes under a RUNNING filter) arrives once more with matchesFilter false."
     )
     async def sessions_changed(
         self,
@@ -169,29 +177,30 @@ class Subscription:
         statuses: StatusesArgument = UNSET,
         started_after: StartedAfterArgument = UNSET,
         started_before: StartedBeforeArgument = UNSET,
+        filter: FilterArgument = UNSET,
     ) -> AsyncGenerator[SessionChange, None]:
-        filters = session_filter(
+        filters = session_criteria(
             workflow_id=workflow_id,
             status=status,
             statuses=statuses,
             started_after=started_after,
             started_before=started_before,
+            filter=filter,
         )
-        # A finished session was pending or running before: it may have left this
-        # list if the filter shows either. (Only the status of a session changes.)
-        can_leave = not filters.statuses or bool(_OPEN_STATUSES & set(filters.statuses))
+        where = queries.whole_filter(filters)
         context = info.context
         async with _reported("sessionsChanged"):
-            # Every event is a candidate: whether its session matches is read with it.
+            # Every event is a candidate: whether its session matches, now and before the
+            # writes the event stands for, is read with it.
             with context.events.subscribe(
                 accepts=lambda _event: True, key=lambda event: event.session_id
             ) as mailbox:
                 while True:
                     events = await mailbox.take()
-                    rows = await queries.fetch_sessions_for_filter(
+                    rows = await queries.fetch_changed_sessions(
                         engine=context.engine,
-                        ids=[event.session_id for event in events],
-                        filters=filters,
+                        changes=[_change(event) for event in events],
+                        where=where,
                     )
                     context.renew_loaders()
                     for event in events:
@@ -199,12 +208,7 @@ class Subscription:
                         if row is None:
                             continue
                         matches = bool(row["matches"])
-                        left = (
-                            can_leave
-                            and row["status"] in TERMINAL_STATUSES
-                            and bool(row["matches_but_status"])
-                        )
-                        if matches or left:
+                        if matches or row["matched"]:
                             yield SessionChange(
                                 kind=SessionChangeKind(event.kind.value),
                                 matches_filter=matches,

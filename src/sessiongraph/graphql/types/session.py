@@ -17,7 +17,7 @@ from strawberry import UNSET
 
 from sessiongraph import display
 from sessiongraph.db import queries
-from sessiongraph.db.queries import Keyset, OperationFilter, ReadAhead, SessionFilter
+from sessiongraph.db.queries import Keyset, OperationFilter, ReadAhead, SessionCriteria
 from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
@@ -437,7 +437,7 @@ class SessionConnection(Connection):
     #: The page's rows, one per session, with what the statement read along.
     _rows: strawberry.Private[Sequence[Row[Any]]]
     _read_ahead: strawberry.Private[ReadAhead]
-    _filters: strawberry.Private[SessionFilter]
+    _filters: strawberry.Private[SessionCriteria]
     _cursors: strawberry.Private[PageCursors]
     #: ``totalCount`` when the page's statement counted it (``ReadAhead.total``).
     _total: strawberry.Private[int | None] = None
