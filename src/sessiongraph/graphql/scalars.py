@@ -10,6 +10,7 @@ from typing import Any, NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from sessiongraph.errors import BadUserInput
 from sessiongraph.inputs import parse_datetime, parse_decimal
 
 
@@ -49,6 +50,12 @@ BigInt = NewType("BigInt", int)
 MAX_BIG_INT = 2**53 - 1
 
 
+def parse_big_int(value: Any) -> int:
+    if type(value) is not int or not -MAX_BIG_INT <= value <= MAX_BIG_INT:
+        raise BadUserInput(f"BigInt must be an integer within ±(2^53-1), got {value!r}")
+    return value
+
+
 def serialize_big_int(value: int) -> int:
     if type(value) is not int or not -MAX_BIG_INT <= value <= MAX_BIG_INT:
         raise ValueError(f"BigInt cannot represent {value!r}: beyond ±(2^53-1)")
@@ -75,7 +82,7 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         name="BigInt",
         description="Integer up to 2^53-1, serialized as a JSON number (sums that outgrow Int).",
         serialize=serialize_big_int,
-        parse_value=serialize_big_int,
+        parse_value=parse_big_int,
     ),
     JSON: strawberry.scalar(
         name="JSON",
