@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLObjectType, get_named_type
+from graphql import GraphQLArgument, GraphQLNonNull, GraphQLObjectType, Undefined, get_named_type
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,6 +48,10 @@ ARGUMENTS: dict[str, list[str]] = {
         "{field: TOOL_CALL_COUNT, direction: ASC}",
     ],
     "startedAfter": ['"2026-04-18T07:00:00Z"'],
+    "by": ["STATUS", "REPO", "WORKFLOW"],
+    "bucket": ["DAY", "HOUR"],
+    "utcOffsetMinutes": ["330", "-60"],
+    "from": ['"2026-04-18T00:00:00Z"'],
     "filter": [
         "{status: [COMPLETED]}",
         "{not: {repo: {isNull: true}}}",
@@ -73,8 +77,8 @@ def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
         alias = draw(st.sampled_from(["", "", f"{name}Again: "]))
         arguments = [
             f"{argument}: {draw(st.sampled_from(ARGUMENTS[argument]))}"
-            for argument in field.args
-            if argument in ARGUMENTS and draw(st.booleans())
+            for argument, definition in field.args.items()
+            if argument in ARGUMENTS and (_required(definition) or draw(st.booleans()))
         ]
         text = alias + name + (f"({', '.join(arguments)})" if arguments else "")
         text += draw(st.sampled_from(DIRECTIVES))
@@ -88,18 +92,29 @@ def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
     return " ".join(parts) or "__typename"
 
 
+def _required(argument: GraphQLArgument) -> bool:
+    return isinstance(argument.type, GraphQLNonNull) and argument.default_value is Undefined
+
+
+#: The roots random documents start at, and the type of each.
+ROOTS = {
+    "sessions": "SessionConnection",
+    'session(id: "s-1")': "Session",
+    "sessionStats": "SessionStats",
+}
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> str:
-    listing = draw(st.booleans())
-    root = "sessions" if listing else 'session(id: "s-1")'
-    if listing:
+    root = draw(st.sampled_from(sorted(ROOTS)))
+    type_ = SCHEMA.get_type(ROOTS[root])
+    if root in ("sessions", "sessionStats"):
         arguments = [
             f"{argument}: {draw(st.sampled_from(ARGUMENTS[argument]))}"
-            for argument in SCHEMA.query_type.fields["sessions"].args  # type: ignore[union-attr]
+            for argument in SCHEMA.query_type.fields[root].args  # type: ignore[union-attr]
             if argument in ARGUMENTS and draw(st.booleans())
         ]
         root += f"({', '.join(arguments)})" if arguments else ""
-    type_ = SCHEMA.get_type("SessionConnection" if listing else "Session")
     assert isinstance(type_, GraphQLObjectType)
     body = draw(selection_set(type_, depth=4))
     used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in root + body]

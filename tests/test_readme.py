@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,9 +34,27 @@ async def test_readme_queries_answer_on_the_demo_data(
         assert "errors" not in body, (query, body["errors"])
 
     # and the filter example finds what it describes
-    [filtered] = [query for query in queries if "filter:" in query]
+    [filtered] = [query for query in queries if "globex" in query]
     data = await gql(filtered)
     nodes = data["sessions"]["nodes"]
     assert data["sessions"]["totalCount"] >= len(nodes) > 0
     assert all(node["agentModelDisplay"].startswith("Opus") for node in nodes)
     assert all(node["status"] in ("COMPLETED", "FAILED") for node in nodes)
+
+    # and the dashboard examples add up to what the sessions hold
+    [panel] = [query for query in queries if "costByModel { model costUsd }\n    tools" in query]
+    stats = (await gql(panel))["sessionStats"]
+    assert stats["costByModel"]
+    assert sum(Decimal(m["costUsd"]) for m in stats["costByModel"]) == Decimal(
+        stats["totals"]["totalCostUsd"]
+    )
+    assert stats["tools"][0]["calls"] >= stats["tools"][-1]["calls"] > 0
+    [chart] = [query for query in queries if "timeSeries" in query]
+    stats = (await gql(chart))["sessionStats"]
+    days = stats["timeSeries"]
+    assert len(days) > 20
+    assert all(day["start"].endswith("T22:00:00+00:00") for day in days)
+    assert [g["label"] for g in stats["groupBy"]][:1] != [None]
+    [expensive] = [query for query in queries if "git_push" in query]
+    listed = (await gql(expensive))["sessions"]
+    assert listed["totalCount"] == len(listed["nodes"]) > 0

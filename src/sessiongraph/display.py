@@ -26,6 +26,20 @@ def format_tokens(n: int | None) -> str:
     return f"{n / 1_000_000:.1f}M"
 
 
+def format_total_tokens(n: int) -> str:
+    """A sum of tokens: ``format_tokens``, and from 1,000,000,000 ``5.6B``."""
+    if n < 1_000_000_000:
+        return format_tokens(n)
+    return f"{n / 1_000_000_000:.1f}B"
+
+
+def format_total_cost(usd: Decimal) -> str:
+    """A sum of costs: ``format_cost``, and from $1,000,000 ``$3.4M``."""
+    if usd < 1_000_000:
+        return format_cost(usd)
+    return f"${usd / 1_000_000:.1f}M"
+
+
 def format_cost(usd: Decimal | float | int | str | None) -> str:
     """None -> dash; ``$0.00``, ``<$0.01``, ``$12.50`` or ``$1.2k``; negatives prefixed ``-``."""
     if usd is None:

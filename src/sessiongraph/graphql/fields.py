@@ -34,6 +34,11 @@ ROWS = "sessiongraph.rows"
 #: The attribute of such an object holding its list as JSON text the database built,
 #: instead of rows; only the compiled path reads it (``Context.compiled``).
 JSON_OF_ROWS = "_json"
+#: metadata key: how many nodes a list field can return, from its arguments: a function
+#: of a function reading an argument's coerced value by name (for the cost).
+SIZE = "sessiongraph.size"
+#: metadata key: the least a field costs, whatever it returns (an aggregate's work).
+LEAST_COST = "sessiongraph.least_cost"
 #: metadata key: the ``Cell`` a resolver field of such objects is computed from.
 CELL = "sessiongraph.cell"
 

@@ -12,7 +12,7 @@ the operation's plan (``plan.py``): what execution would collect, fragments and
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.documents import operation_to_run
 from sessiongraph.graphql.errors import limit_reached
-from sessiongraph.graphql.fields import MAX_ITEMS
+from sessiongraph.graphql.fields import LEAST_COST, MAX_ITEMS, SIZE
 from sessiongraph.graphql.plan import FieldPlan, OperationPlan, SelectionPlan, plan_operation
 from sessiongraph.graphql.types.pagination import is_connection
 
@@ -161,12 +161,13 @@ class _Cost:
         # nodes and edges of a connection were counted with it; small value lists
         # (costByModel) and single objects count nothing, except at the root.
         cost = size or (1 if at_root else 0)
+        least = field.metadata.get(LEAST_COST, 0)
         if not field.selections:
-            return 1, cost
+            return 1, max(cost, least)
         measured = [self.selection(s, at_root=False) for s in field.selections.values()]
         inner_depth = max(depth for depth, _ in measured)
         inner_cost = max(cost for _, cost in measured)  # the value is one of the types
-        return 1 + inner_depth, cost + (size or 1) * inner_cost
+        return 1 + inner_depth, max(cost + (size or 1) * inner_cost, least)
 
     def _size(self, field: FieldPlan) -> int:
         """How many nodes the field can return: ``first`` of a connection, the declared
@@ -176,6 +177,8 @@ class _Cost:
             size = field.memo[_SIZE] = _size_of(field)
         if isinstance(size, _First):
             return _count(field.argument("first", self.variables), size.default)
+        if isinstance(size, _Sized):
+            return max(0, min(size.of(lambda name: field.argument(name, self.variables)), MAX_INT))
         return int(size)
 
 
@@ -186,10 +189,20 @@ class _First:
     default: Any
 
 
-def _size_of(field: FieldPlan) -> int | _First:
-    """What the size of ``field`` depends on: its ``first`` argument (a connection's, or
-    a plain list's), or nothing."""
+@dataclass(frozen=True, slots=True)
+class _Sized:
+    """The size of a list as its field declares it (``SIZE``), from its arguments."""
+
+    of: Callable[[Callable[[str], Any]], int]
+
+
+def _size_of(field: FieldPlan) -> int | _First | _Sized:
+    """What the size of ``field`` depends on: its declared ``SIZE``, its ``first``
+    argument (a connection's, or a plain list's), or nothing."""
     assert field.definition is not None
+    declared = field.metadata.get(SIZE)
+    if declared is not None:
+        return _Sized(declared)
     named = get_named_type(field.definition.type)
     listed = is_connection(named) or _is_list(field.definition.type)
     if listed and "first" in field.definition.args:

@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry import UNSET
 
-from sessiongraph.db import queries
+from sessiongraph.db import queries, stats
 from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
@@ -22,6 +22,7 @@ from sessiongraph.graphql.filters import (
     session_criteria,
 )
 from sessiongraph.graphql.ordering import SessionOrder
+from sessiongraph.graphql.session_filter import SessionFilter
 from sessiongraph.graphql.types.pagination import Page
 from sessiongraph.graphql.types.session import (
     Session,
@@ -30,6 +31,13 @@ from sessiongraph.graphql.types.session import (
     prefetch,
     prefetches,
 )
+from sessiongraph.graphql.types.stats import SessionStats
+
+#: ``sessionStats``'s one argument.
+StatsFilterArgument = Annotated[
+    SessionFilter | None,
+    strawberry.argument(description="Only the sessions matching it; all of them when absent."),
+]
 
 MAX_SESSIONS_PAGE = 200
 MAX_ID_LENGTH = 128
@@ -144,3 +152,18 @@ class Query:
             "sessions. Use a longer prefix.",
             candidates=[row["id"][:12] for row in shown],
         )
+
+    @strawberry.field(
+        description="Aggregates over every session matching the filter (all of them when "
+        "absent). Nullable: one failing dashboard panel never nulls the others."
+    )
+    def session_stats(self, info: Info, filter: StatsFilterArgument = UNSET) -> SessionStats | None:
+        criteria = session_criteria(
+            workflow_id=UNSET,
+            status=UNSET,
+            statuses=UNSET,
+            started_after=UNSET,
+            started_before=UNSET,
+            filter=filter,
+        )
+        return SessionStats(_scope=stats.Scope.of(criteria, info.context.engine.dialect.name))

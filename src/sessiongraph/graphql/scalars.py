@@ -1,4 +1,5 @@
-"""The custom scalars: DateTime (always with an offset, in UTC), Decimal (a string), JSON."""
+"""The custom scalars: DateTime (always with an offset, in UTC), Decimal (a string), BigInt
+(an integer a JSON number holds exactly), JSON."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from sessiongraph.errors import BadUserInput
 from sessiongraph.inputs import parse_datetime, parse_decimal
 
 
@@ -42,6 +44,23 @@ def serialize_json(value: Any) -> Any:
 
 #: Any JSON value; annotate fields with it and the schema maps it to the JSON scalar.
 JSON = NewType("JSON", object)
+#: Sums that outgrow Int; annotate fields with it for the BigInt scalar.
+BigInt = NewType("BigInt", int)
+#: JSON numbers are exact up to here: a larger value is an error, never a rounded number.
+MAX_BIG_INT = 2**53 - 1
+
+
+def parse_big_int(value: Any) -> int:
+    if type(value) is not int or not -MAX_BIG_INT <= value <= MAX_BIG_INT:
+        raise BadUserInput(f"BigInt must be an integer within ±(2^53-1), got {value!r}")
+    return value
+
+
+def serialize_big_int(value: int) -> int:
+    if type(value) is not int or not -MAX_BIG_INT <= value <= MAX_BIG_INT:
+        raise ValueError(f"BigInt cannot represent {value!r}: beyond ±(2^53-1)")
+    return value
+
 
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     datetime: strawberry.scalar(
@@ -58,6 +77,12 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         description='An exact decimal number, serialized as a string, e.g. "0.0438".',
         serialize=serialize_decimal,
         parse_value=parse_decimal,
+    ),
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        description="Integer up to 2^53-1, serialized as a JSON number (sums that outgrow Int).",
+        serialize=serialize_big_int,
+        parse_value=parse_big_int,
     ),
     JSON: strawberry.scalar(
         name="JSON",
