@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--repeats 30]
                                     [--bff-repeats 10] [--quick] [--keep] [--seed 1]
                                     [--suite all|standard|stats] [--sqlite]
+                                    [--heap-order time|random]
 
 Starts one throwaway PostgreSQL server from the installed binaries (or uses
 ``SESSIONGRAPH_TEST_POSTGRES_URL``), and for each size:
@@ -15,7 +16,10 @@ Starts one throwaway PostgreSQL server from the installed binaries (or uses
    detail and BFF queries read the same amount of data at every size.
    ``started_at`` is uniform over the 90 days before the moment the dataset is
    generated, so ``lastSeconds`` windows (relative to the database clock) hold
-   their share of it: the last 24 h ~1/90 of the sessions, 30 days ~1/3. Costs
+   their share of it: the last 24 h ~1/90 of the sessions, 30 days ~1/3. Rows
+   are generated in ``started_at`` order, as sessions are written when they
+   start (``--heap-order random`` scatters them: every row of a window then
+   sits on its own page, the worst case for a window's heap reads). Costs
    run from $0 to ~$10 (~$2.40 on average), in steps of $0.0001;
 2. times the GraphQL queries through the app in-process (httpx ASGI
    transport, POST /graphql, no ``errors`` allowed): p50 and p95 over N runs
@@ -122,6 +126,10 @@ SPREAD_SECONDS = 90 * 86400  # started_at is uniform over the 90 days before ANC
 ANCHOR = datetime.now(UTC).replace(microsecond=0)
 ANCHOR_TS = ANCHOR.timestamp()
 WINDOW_START = ANCHOR - timedelta(hours=24)
+
+
+#: Whether sessions are generated (and so stored) in ``started_at`` order.
+TIME_ORDERED = True
 
 
 def set_anchor(at: datetime) -> None:
@@ -344,7 +352,11 @@ async def session_rows(
             cost, cost_json = zero, "{}"
             start_ts, span = ANCHOR_TS, 0.0
         else:
-            start_ts = ANCHOR_TS - r() * SPREAD_SECONDS
+            # In time order (strata of SPREAD_SECONDS / size), as sessions are
+            # written when they start; random order leaves every row of a time
+            # window on its own page. --heap-order random keeps that worst case.
+            slot = i if TIME_ORDERED else int(r() * size)
+            start_ts = ANCHOR_TS - SPREAD_SECONDS + (slot + r()) * SPREAD_SECONDS / size
             started = fromts(start_ts, UTC)
             if status == "running":
                 completed, duration, span = None, None, 600.0
@@ -1531,7 +1543,15 @@ def main() -> None:
         action="store_true",
         help="the stats queries on a SQLite file instead (default --sizes 100000)",
     )
+    parser.add_argument(
+        "--heap-order",
+        choices=("time", "random"),
+        default="time",
+        help="store sessions in started_at order (default, as they are written) or at random",
+    )
     args = parser.parse_args()
+    global TIME_ORDERED
+    TIME_ORDERED = args.heap_order == "time"
     if args.sizes is None:
         args.sizes = "100000" if args.sqlite else "10000,100000,1000000"
     args.sizes = [2000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
