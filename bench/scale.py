@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--repeats 30]
                                     [--bff-repeats 10] [--quick] [--keep] [--seed 1]
+                                    [--suite all|standard|stats] [--sqlite]
+                                    [--heap-order time|random]
 
 Starts one throwaway PostgreSQL server from the installed binaries (or uses
 ``SESSIONGRAPH_TEST_POSTGRES_URL``), and for each size:
@@ -11,8 +13,16 @@ Starts one throwaway PostgreSQL server from the installed binaries (or uses
    rebuilt after it, then VACUUM ANALYZE. ~20 operations per session up to
    100k sessions, ~5 at 1M. Every dataset also holds the same 200 "bulk"
    sessions (own workflow, 60-80 operations each, 5 of them with 520), so the
-   detail and BFF queries read the same amount of data at every size;
-2. times the standard GraphQL queries through the app in-process (httpx ASGI
+   detail and BFF queries read the same amount of data at every size.
+   ``started_at`` is uniform over the 90 days before the moment the dataset is
+   generated, so ``lastSeconds`` windows (relative to the database clock) hold
+   their share of it: the last 24 h ~1/90 of the sessions, 30 days ~1/3. Rows
+   are generated in ``started_at`` order, as sessions are written when they
+   start, and the sessions table is clustered on it after the counters' UPDATE
+   (``--heap-order random`` scatters them: every row of a window then
+   sits on its own page, the worst case for a window's heap reads). Costs
+   run from $0 to ~$10 (~$2.40 on average), in steps of $0.0001;
+2. times the GraphQL queries through the app in-process (httpx ASGI
    transport, POST /graphql, no ``errors`` allowed): p50 and p95 over N runs
    after a warm-up, recording the SQL each query sends. The recorded
    statements are then timed alone on asyncpg (prepared, like the app's
@@ -24,9 +34,30 @@ Starts one throwaway PostgreSQL server from the installed binaries (or uses
    which scans the plans use, flagging index scans whose Filter throws away
    thousands of rows.
 
+``--suite`` picks the queries: ``standard`` (lists, orders, deep cursors,
+detail, BFF), ``stats`` (issue 13's dashboard queries, below) or ``all``.
+The stats queries are timed one ``sessionStats`` field per request, each in
+three scopes — no filter, ``workflowId: {eq: "wf-triage"}`` (~30 % of the
+sessions), ``status: [COMPLETED]`` (~70 %):
+
+- the last 24 h (``startedAt: {lastSeconds: 86400}``): ``count``, ``byStatus``,
+  ``totals``, ``duration { p50Seconds p95Seconds }``, ``timeSeries(bucket: HOUR)``;
+- the last 30 days and all time: ``count``, ``byStatus``, ``totals``,
+  ``costByModel``, ``timeSeries(bucket: DAY)``;
+- exact percentiles over 30 days: ``duration { p50Seconds p95Seconds p99Seconds }``;
+- a composed-filter list: ``sessions(first: 50, filter: {or: [two agentModel eq],
+  totalCostUsd: {gte: "1", lt: "10"}, hasOperation: {gitBranch: {eq: "main"}}})``.
+
+``--sqlite`` runs the stats queries on a SQLite file instead (default
+``--sizes 100000``; ``--quick`` 2000,20000), loaded from the same generator with
+batched inserts, secondary indexes dropped and rebuilt, then ANALYZE; it
+prints the end-to-end table and ``EXPLAIN QUERY PLAN`` of every statement on
+the largest size. No PostgreSQL server is started.
+
 It ends with three tables (end to end, SQL only, buffers) per query and size,
 with the ratio of the largest size to the smallest; ratios above 1.5 are
-marked, the COUNT queries as growing by design. Deep cursors are made with the
+marked, those that grow with the data by design (COUNTs, the last 24 h, the
+percentiles) as such. Deep cursors are made with the
 app's own cursor codec (same secret) from a row picked in the middle of each
 order, so they sit half-way into the table at every size; one more cursor is
 reached by walking 100 pages with ``after``.
@@ -43,8 +74,10 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -88,10 +121,25 @@ CURSOR_SECRET = "scale-benchmark-cursor-secret"
 
 # --- the data -----------------------------------------------------------------
 
-ANCHOR = datetime(2026, 4, 18, 8, 0, tzinfo=UTC)
-ANCHOR_TS = ANCHOR.timestamp()
 SPREAD_SECONDS = 90 * 86400  # started_at is uniform over the 90 days before ANCHOR
+#: The end of the data: "now" when a dataset is generated (``set_anchor``), because
+#: ``lastSeconds`` windows are relative to the database clock when a query runs.
+ANCHOR = datetime.now(UTC).replace(microsecond=0)
+ANCHOR_TS = ANCHOR.timestamp()
 WINDOW_START = ANCHOR - timedelta(hours=24)
+
+
+#: Whether sessions are generated (and so stored) in ``started_at`` order.
+TIME_ORDERED = True
+
+
+def set_anchor(at: datetime) -> None:
+    """Ends the next dataset's 90 days at ``at`` (whole seconds)."""
+    global ANCHOR, ANCHOR_TS, WINDOW_START
+    ANCHOR = at.replace(microsecond=0)
+    ANCHOR_TS = ANCHOR.timestamp()
+    WINDOW_START = ANCHOR - timedelta(hours=24)
+
 
 WORKFLOWS = [
     ("wf-triage", "Issue triage"),
@@ -305,7 +353,11 @@ async def session_rows(
             cost, cost_json = zero, "{}"
             start_ts, span = ANCHOR_TS, 0.0
         else:
-            start_ts = ANCHOR_TS - r() * SPREAD_SECONDS
+            # In time order (strata of SPREAD_SECONDS / size), as sessions are
+            # written when they start; random order leaves every row of a time
+            # window on its own page. --heap-order random keeps that worst case.
+            slot = i if TIME_ORDERED else int(r() * size)
+            start_ts = ANCHOR_TS - SPREAD_SECONDS + (slot + r()) * SPREAD_SECONDS / size
             started = fromts(start_ts, UTC)
             if status == "running":
                 completed, duration, span = None, None, 600.0
@@ -319,7 +371,7 @@ async def session_rows(
                 int(r() * 500) * 100,
                 int(r() * r() * 20000) * 100,
             )
-            cost = Decimal(sum(tokens) // 250).scaleb(-4)
+            cost = Decimal(sum(tokens) // 25).scaleb(-4)  # $0-10, ~$2.4 on average
             cost_json = f'{{"{model}": "{cost}"}}'
         plans.append((sid, status, start_ts, span, n_ops))
         yield (
@@ -516,6 +568,16 @@ async def load(
     report.sessions = len(plans)
     plans.clear()
     await timed("count operations", lambda: conn.execute(COUNT_OPERATIONS))
+    if TIME_ORDERED:
+        # The counters' UPDATE wrote every session anew, in the join's order: back
+        # to started_at order (only the primary key is rebuilt, the rest comes next).
+        await timed(
+            "cluster sessions",
+            lambda: conn.execute(
+                "CREATE INDEX bench_started ON sessions (started_at);"
+                " CLUSTER sessions USING bench_started; DROP INDEX bench_started"
+            ),
+        )
 
     async def build() -> None:
         for ddl in builds:
@@ -863,6 +925,99 @@ async def build_cases(
     return cases
 
 
+# --- the stats queries (issue 13's targets) -----------------------------------------
+
+STATS = "query($filter: SessionFilter) { sessionStats(filter: $filter) { FIELDS } }"
+#: Each panel a dashboard asks for, as one sessionStats field.
+STATS_FIELDS = {
+    "count": "count",
+    "byStatus": "byStatus { status count }",
+    "totals": "totals { totalTokens totalCostUsd totalCostDisplay }",
+    "duration p50/p95": "duration { count p50Seconds p95Seconds }",
+    "duration p50/p95/p99": "duration { count p50Seconds p95Seconds p99Seconds }",
+    "costByModel": "costByModel { model costUsd }",
+    "timeSeries(HOUR)": "timeSeries(bucket: HOUR) { start count totals { totalCostUsd } }",
+    "timeSeries(DAY)": "timeSeries(bucket: DAY) { start count totals { totalCostUsd } }",
+}
+#: The fields timed per window (the targets' lists); percentiles over 30 days apart.
+WINDOW_FIELDS = {
+    "24h": ["count", "byStatus", "totals", "duration p50/p95", "timeSeries(HOUR)"],
+    "30d": ["count", "byStatus", "totals", "costByModel", "timeSeries(DAY)"],
+    "all": ["count", "byStatus", "totals", "costByModel", "timeSeries(DAY)"],
+}
+WINDOW_SECONDS = {"24h": 86400, "30d": 30 * 86400, "all": None}
+#: The scopes every window is timed in: no filter, one workflow (~30 % of the
+#: sessions), one status (~70 %).
+STATS_SCOPES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "workflow": {"workflowId": {"eq": "wf-triage"}},
+    "status": {"status": ["COMPLETED"]},
+}
+COMPOSED = """query($filter: SessionFilter) {
+  sessions(first: 50, filter: $filter) { nodes { SESSION agentModel } }
+}""".replace("SESSION", SESSION_FIELDS)
+COMPOSED_FILTER = {
+    "or": [{"agentModel": {"eq": "claude-opus-4-7"}}, {"agentModel": {"eq": "gpt-5"}}],
+    "totalCostUsd": {"gte": "1", "lt": "10"},
+    "hasOperation": {"gitBranch": {"eq": "main"}},
+}
+
+
+def _stats_note(data: dict[str, Any]) -> str:
+    stats = data["sessionStats"]
+    if "count" in stats:
+        return f"count={stats['count']:,}"
+    if "duration" in stats:
+        d = stats["duration"]
+        return f"n={d['count']:,} p50={d['p50Seconds']} p95={d['p95Seconds']}"
+    if "timeSeries" in stats:
+        buckets = stats["timeSeries"]
+        return f"{len(buckets)} buckets, {sum(b['count'] for b in buckets):,} sessions"
+    if "byStatus" in stats:
+        return f"{sum(b['count'] for b in stats['byStatus']):,} sessions"
+    if "costByModel" in stats:
+        return f"{len(stats['costByModel'])} models"
+    return stats["totals"]["totalCostDisplay"]
+
+
+def stats_cases() -> list[Case]:
+    """Issue 13's stats queries: each window's fields in each scope, the exact 30-day
+    percentiles, and the composed-filter list."""
+    cases: list[Case] = []
+    for window, names in WINDOW_FIELDS.items():
+        seconds = WINDOW_SECONDS[window]
+        for scope, condition in STATS_SCOPES.items():
+            condition = dict(condition)
+            if seconds is not None:
+                condition["startedAt"] = {"lastSeconds": seconds}
+            for name in names:
+                cases.append(
+                    Case(
+                        f"stats {window} {scope} {name}",
+                        STATS.replace("FIELDS", STATS_FIELDS[name]),
+                        {"filter": condition or None},
+                        note=_stats_note,
+                        # The 30-day and all-time figures must stay flat (rollups);
+                        # the last 24 h only under 30 ms, its row count grows.
+                        grows_by_design=window == "24h",
+                    )
+                )
+    for scope, condition in STATS_SCOPES.items():
+        cases.append(
+            Case(
+                f"stats 30d {scope} duration p50/p95/p99",
+                STATS.replace("FIELDS", STATS_FIELDS["duration p50/p95/p99"]),
+                {"filter": {**condition, "startedAt": {"lastSeconds": 30 * 86400}}},
+                note=_stats_note,
+                grows_by_design=True,
+            )
+        )
+    cases.append(
+        Case("composed filter list", COMPOSED, {"filter": COMPOSED_FILTER}, note=_count_nodes)
+    )
+    return cases
+
+
 # --- EXPLAIN --------------------------------------------------------------------
 
 SCAN = re.compile(
@@ -1073,6 +1228,7 @@ async def run_size(
     await engine.dispose()
 
     ops_range = (2, 8) if size >= 1_000_000 else (10, 30)
+    set_anchor(datetime.now(UTC))
     say(f"\n=== {size:,} sessions (~{sum(ops_range) // 2} operations each) ===")
     conn = await asyncpg.connect(_raw(url))
     summary: list[str] = []
@@ -1096,14 +1252,18 @@ async def run_size(
                 transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120
             ) as client,
         ):
-            cases = await build_cases(client, conn, size, args.bff_repeats)
+            cases = []
+            if args.suite in ("standard", "all"):
+                cases += await build_cases(client, conn, size, args.bff_repeats)
+            if args.suite in ("stats", "all"):
+                cases += stats_cases()
             for case in cases:
                 m = await measure(client, recorder, case, args.repeats)
                 await time_sql(conn, m)
                 results[case.name] = m
                 flat[case.name] = not case.grows_by_design
                 say(
-                    f"  {case.name:<34} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
+                    f"  {case.name:<40} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
                     f"  | SQL only p50 {m.sql_p50:7.2f} ms ({len(m.statements)} stmt,"
                     f" {m.buffers:,.0f} buffers)  {m.note}"
                 )
@@ -1118,6 +1278,173 @@ async def run_size(
         finally:
             await admin.close()
     return SizeResult(size, load_report, results, flat), summary
+
+
+# --- SQLite ---------------------------------------------------------------------
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A generated value as the app's column types store it on SQLite."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(value, Decimal):
+        return float(value)  # Money is a double on SQLite
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+async def load_sqlite(
+    db: sqlite3.Connection, size: int, ops_range: tuple[int, int], seed: int
+) -> LoadReport:
+    """The PostgreSQL dataset, inserted in batches with the secondary indexes dropped."""
+    report = LoadReport()
+    rng = random.Random(f"sessiongraph-scale-{seed}-{size}")
+    pools = Pools.make(rng)
+    db.execute("PRAGMA synchronous = OFF")
+    indexes = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        " AND tbl_name IN ('sessions', 'operations') ORDER BY name"
+    ).fetchall()
+    for name, _ in indexes:
+        db.execute(f'DROP INDEX "{name}"')
+    db.executemany("INSERT INTO workflows (id, name) VALUES (?, ?)", [*WORKFLOWS, BULK_WORKFLOW])
+
+    async def insert(table: str, columns: list[str], rows: AsyncIterator[Row]) -> None:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        batch: list[Row] = []
+        async for row in rows:
+            batch.append(tuple(map(_sqlite_value, row)))
+            if len(batch) >= 20_000:
+                db.executemany(sql, batch)
+                batch.clear()
+        db.executemany(sql, batch)
+        db.commit()
+
+    async def timed(what: str, work: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        await work()
+        report.timings[what] = time.perf_counter() - started
+
+    async def sync(work: Callable[[], Any]) -> None:
+        work()
+        db.commit()
+
+    plans: list[SessionPlan] = []
+    await timed(
+        "insert sessions",
+        lambda: insert("sessions", SESSION_COLUMNS, session_rows(size, ops_range, rng, plans)),
+    )
+    await timed(
+        "insert operations",
+        lambda: insert("operations", OPERATION_COLUMNS, operation_rows(plans, rng, pools)),
+    )
+    report.sessions = len(plans)
+    plans.clear()
+    await timed("count operations", lambda: sync(lambda: db.executescript(COUNT_OPERATIONS)))
+
+    def build() -> None:
+        for _, ddl in indexes:
+            db.execute(ddl)
+
+    await timed("indexes", lambda: sync(build))
+    await timed("analyze", lambda: sync(lambda: db.execute("ANALYZE")))
+    report.operations = db.execute("SELECT count(*) FROM operations").fetchone()[0]
+    return report
+
+
+def _sqlite_plan(db: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[str]:
+    rows = db.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+    depth: dict[int, int] = {0: 0}
+    lines = []
+    for node, parent, _, detail in rows:
+        depth[node] = depth.get(parent, 0) + 1
+        lines.append("  " * depth[node] + detail)
+    return lines
+
+
+async def run_sqlite_size(
+    directory: Path, size: int, args: argparse.Namespace, *, largest: bool
+) -> SizeResult:
+    path = directory / f"bench_{size}.db"
+    path.unlink(missing_ok=True)
+    url = f"sqlite+aiosqlite:///{path}"
+    engine = create_engine(Settings(database_url=url))
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    ops_range = (2, 8) if size >= 1_000_000 else (10, 30)
+    set_anchor(datetime.now(UTC))
+    say(f"\n=== SQLite, {size:,} sessions (~{sum(ops_range) // 2} operations each) ===")
+    db = sqlite3.connect(path)
+    try:
+        report = await load_sqlite(db, size, ops_range, args.seed)
+        say(
+            f"  loaded {report.sessions:,} sessions and {report.operations:,} operations in"
+            f" {report.total:.1f} s: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items())
+            + f"; file {path.stat().st_size / 2**20:,.0f} MiB"
+        )
+        app = create_app(Settings(database_url=url, cursor_secret=CURSOR_SECRET, graphiql=False))
+        recorder = StatementRecorder()
+        sa.event.listen(app.state.engine.sync_engine, "before_cursor_execute", recorder)
+        results: dict[str, Measurement] = {}
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120
+            ) as client,
+        ):
+            for case in stats_cases():
+                m = await measure(client, recorder, case, args.repeats)
+                results[case.name] = m
+                say(
+                    f"  {case.name:<40} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
+                    f"  ({len(m.statements)} stmt)  {m.note}"
+                )
+        if largest:
+            say("\n=== EXPLAIN QUERY PLAN on the largest SQLite dataset ===")
+            shown: set[str] = set()
+            for name, m in results.items():
+                say(f"\n## {name}")
+                for k, (statement, params) in enumerate(m.statements, 1):
+                    if statement in shown:
+                        say(f"  [{k}] same SQL as shown before")
+                        continue
+                    shown.add(statement)
+                    say(f"  [{k}] SQL: {_short_sql(statement)}")
+                    for line in _sqlite_plan(db, statement, params)[: args.plan_lines]:
+                        say(f"      | {line}")
+    finally:
+        db.close()
+    return SizeResult(
+        size,
+        report,
+        results,
+        {n: not c.grows_by_design for n, c in ((c.name, c) for c in stats_cases())},
+    )
+
+
+async def run_sqlite(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    runs: list[SizeResult] = []
+    with tempfile.TemporaryDirectory(prefix="sessiongraph-bench-") as directory:
+        for i, size in enumerate(args.sizes):
+            runs.append(
+                await run_sqlite_size(Path(directory), size, args, largest=i == len(args.sizes) - 1)
+            )
+    print_table(
+        runs, "SQLite, through the app: GraphQL over ASGI, end to end", lambda m: (m.p50, m.p95)
+    )
+    print_notes(runs)
+    say("\nData generation + load:")
+    for r in runs:
+        say(
+            f"  {r.size:>10,} sessions {r.load.operations:>11,} operations:"
+            f" {r.load.total:6.1f} s  ("
+            + ", ".join(f"{k} {v:.1f} s" for k, v in r.load.timings.items())
+            + ")"
+        )
+    say(f"\nTotal run time: {time.perf_counter() - started:.0f} s")
 
 
 def print_table(
@@ -1147,9 +1474,7 @@ def print_table(
             ratio = pick(last.results[name])[0] / max(pick(first.results[name])[0], 1e-9)
             mark = ""
             if ratio > 1.5:
-                mark = (
-                    "  > 1.5 !!" if first.flat_cases[name] else "  > 1.5 (a COUNT: grows by design)"
-                )
+                mark = "  > 1.5 !!" if first.flat_cases[name] else "  > 1.5 (grows by design)"
             line += f"   {ratio:7.2f}{mark}"
         say(line)
 
@@ -1209,8 +1534,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes",
-        default="10000,100000,1000000",
-        help="comma-separated session counts (default 10000,100000,1000000)",
+        default=None,
+        help="comma-separated session counts (default 10000,100000,1000000; SQLite 100000)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: --sizes 2000,20000")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per query")
@@ -1218,10 +1543,34 @@ def main() -> None:
     parser.add_argument("--plan-lines", type=int, default=40, help="plan lines shown per statement")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep each size's database")
+    parser.add_argument(
+        "--suite",
+        choices=("all", "standard", "stats"),
+        default="all",
+        help="the list/detail queries, issue 13's stats queries, or both (default)",
+    )
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="the stats queries on a SQLite file instead (default --sizes 100000)",
+    )
+    parser.add_argument(
+        "--heap-order",
+        choices=("time", "random"),
+        default="time",
+        help="store sessions in started_at order (default, as they are written) or at random",
+    )
     args = parser.parse_args()
+    global TIME_ORDERED
+    TIME_ORDERED = args.heap_order == "time"
+    if args.sizes is None:
+        args.sizes = "100000" if args.sqlite else "10000,100000,1000000"
     args.sizes = [2000, 20000] if args.quick else [int(s) for s in args.sizes.split(",")]
     if any(s <= BULK_SESSIONS for s in args.sizes):
         parser.error(f"every size must be above {BULK_SESSIONS}")
+    if args.sqlite:
+        asyncio.run(run_sqlite(args))
+        return
     if os.environ.get("SESSIONGRAPH_TEST_POSTGRES_URL"):
         say("Using SESSIONGRAPH_TEST_POSTGRES_URL; the benchmark server settings are not applied.")
     # A plain `kill` still stops the throwaway server and deletes its files.
