@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from strawberry import UNSET
 
 from sessiongraph.db.queries import SessionCriteria
 from sessiongraph.graphql.arguments import given
@@ -43,15 +44,15 @@ FilterArgument = Annotated[
 
 def session_criteria(
     *,
-    workflow_id: str | None,
-    status: SessionStatus | None,
-    statuses: list[SessionStatus] | None,
-    started_after: datetime | None,
-    started_before: datetime | None,
-    filter: SessionFilter | None,
+    workflow_id: str | None = UNSET,
+    status: SessionStatus | None = UNSET,
+    statuses: list[SessionStatus] | None = UNSET,
+    started_after: datetime | None = UNSET,
+    started_before: datetime | None = UNSET,
+    filter: SessionFilter | None = UNSET,
 ) -> SessionCriteria:
-    """The sessions the arguments describe (each may be UNSET). Raises ``BadUserInput``
-    for a filter beyond its limits."""
+    """The sessions the arguments describe (each may be UNSET, as it is when not given).
+    Raises ``BadUserInput`` for a filter beyond its limits."""
     status = given(status)
     chosen = given(statuses) or ([status] if status is not None else [])
     return SessionCriteria(

@@ -158,12 +158,5 @@ class Query:
         "absent). Nullable: one failing dashboard panel never nulls the others."
     )
     def session_stats(self, info: Info, filter: StatsFilterArgument = UNSET) -> SessionStats | None:
-        criteria = session_criteria(
-            workflow_id=UNSET,
-            status=UNSET,
-            statuses=UNSET,
-            started_after=UNSET,
-            started_before=UNSET,
-            filter=filter,
-        )
+        criteria = session_criteria(filter=filter)
         return SessionStats(_scope=stats.Scope.of(criteria, info.context.engine.dialect.name))

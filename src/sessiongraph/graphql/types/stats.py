@@ -471,13 +471,12 @@ class SessionStats:
 
 
 def _tool_usage(tool: stats.ToolTotals) -> ToolUsage:
-    count, total = tool.duration_count, tool.total_duration_seconds
-    return ToolUsage(
-        tool_name=tool.tool_name,
-        calls=tool.calls,
-        failures=tool.failures,
-        total_duration_seconds=round(total, stats.FLOAT_PLACES) if count else None,
-        avg_duration_seconds=round(total / count, stats.FLOAT_PLACES) if count else None,
+    return ToolUsage.of(
+        tool.tool_name,
+        tool.calls,
+        tool.failures,
+        tool.total_duration_seconds,
+        tool.duration_count,
     )
 
 

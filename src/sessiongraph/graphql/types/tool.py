@@ -33,11 +33,22 @@ class ToolUsage:
     @classmethod
     def from_row(cls, row: RowMapping) -> Self:
         """From summed ``session_tools`` columns."""
-        count, total = row["duration_count"], float(row["total_duration_seconds"])
+        return cls.of(
+            row["tool_name"],
+            row["calls"],
+            row["failures"],
+            float(row["total_duration_seconds"]),
+            row["duration_count"],
+        )
+
+    @classmethod
+    def of(cls, tool_name: str, calls: int, failures: int, total: float, timed: int) -> Self:
+        """From a tool's calls and failures, and the summed seconds of its ``timed``
+        calls (those with a duration)."""
         return cls(
-            tool_name=row["tool_name"],
-            calls=row["calls"],
-            failures=row["failures"],
-            total_duration_seconds=round(total, DURATION_PLACES) if count else None,
-            avg_duration_seconds=round(total / count, DURATION_PLACES) if count else None,
+            tool_name=tool_name,
+            calls=calls,
+            failures=failures,
+            total_duration_seconds=round(total, DURATION_PLACES) if timed else None,
+            avg_duration_seconds=round(total / timed, DURATION_PLACES) if timed else None,
         )
