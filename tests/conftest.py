@@ -123,8 +123,11 @@ async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def plain_http(settings: Settings, app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the same app without its fast paths (same database): the compiled
-    execution path off, and strawberry's own request pipeline."""
-    plain = create_app(settings.model_copy(update={"compiled_execution": False}))
+    execution path off, sessionStats summing sessions (no rollups), and strawberry's own
+    request pipeline."""
+    plain = create_app(
+        settings.model_copy(update={"compiled_execution": False, "stats_rollups": False})
+    )
     plain.state.schema.lean = False
     async with plain.router.lifespan_context(plain):
         transport = httpx.ASGITransport(app=plain)

@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         "generic steps (same results, faster); off runs plain graphql-core.",
     )
 
+    stats_rollups: bool = Field(
+        default=True,
+        description="Answer sessionStats sums over long windows from the hourly and daily "
+        "rollups the database keeps (same results, flat cost); off sums the sessions.",
+    )
+
     @field_validator("token_sha256", "read_only_token_sha256", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -88,7 +88,9 @@ async def is_empty(engine: AsyncEngine) -> bool:
 
 
 async def clear_data(engine: AsyncEngine) -> None:
-    """Delete every row of every table, children first."""
+    """Delete every row of every table, children first, and the rollups last (deleting
+    sessions updates them)."""
+    tables = reversed(metadata.sorted_tables)
     async with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
+        for table in sorted(tables, key=lambda table: table.name.endswith("_rollups")):
             await conn.execute(table.delete())

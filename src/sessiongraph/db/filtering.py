@@ -536,14 +536,7 @@ class _Compiler:
         return conditions
 
     def _seconds_ago(self, seconds: sa.BindParameter[Any]) -> sa.ColumnElement[Any]:
-        if self.sqlite:
-            # The text UTCDateTime stores (microseconds); SQLite's clock has milliseconds.
-            ago = sa.func.strftime(
-                "%Y-%m-%d %H:%M:%f", "now", sa.func.printf("-%d seconds", seconds)
-            )
-            return ago.op("||")(sa.literal("000"))
-        interval = sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
-        return sa.func.statement_timestamp() - interval
+        return seconds_ago(self.dialect, seconds)
 
     def _contains(
         self, value: sa.ColumnElement[Any], text: sa.BindParameter[Any]
@@ -707,6 +700,16 @@ def _same_json_sqlite(
         none_left(sa.except_(nodes(stored), nodes(wanted))),
         none_left(sa.except_(nodes(wanted), nodes(stored))),
     )
+
+
+def seconds_ago(dialect: str, seconds: sa.BindParameter[Any]) -> sa.ColumnElement[Any]:
+    """The database clock when the statement runs, ``seconds`` before: ``lastSeconds``."""
+    if dialect == "sqlite":
+        # The text UTCDateTime stores (microseconds); SQLite's clock has milliseconds.
+        ago = sa.func.strftime("%Y-%m-%d %H:%M:%f", "now", sa.func.printf("-%d seconds", seconds))
+        return ago.op("||")(sa.literal("000"))
+    interval = sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+    return sa.func.statement_timestamp() - interval
 
 
 def _all(conditions: list[sa.ColumnElement[bool]]) -> sa.ColumnElement[bool]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sessiongraph.db import filtering
+from sessiongraph.db import filtering, rollups
 from sessiongraph.db.queries import (
     SessionCriteria,
     _FilterShape,
@@ -40,7 +40,14 @@ from sessiongraph.db.queries import (
     _session_conditions,
     _session_params,
 )
-from sessiongraph.db.tables import SESSION_STATUSES, session_tools, sessions, workflows
+from sessiongraph.db.tables import (
+    SESSION_STATUSES,
+    session_model_rollups,
+    session_rollups,
+    session_tools,
+    sessions,
+    workflows,
+)
 
 #: A cost's scale (``Money`` is NUMERIC(20, 10)): SQLite sums costs in these units.
 COST_UNITS = 10**10
@@ -135,14 +142,21 @@ def _repo_join(dialect: Dialect) -> tuple[sa.FromClause, sa.ColumnElement[Any]]:
     return sessions.outerjoin(entries.table, sa.and_(*entries.where)), entries.entry
 
 
-def _bucket_start(dialect: Dialect, buckets: Buckets) -> sa.ColumnElement[str]:
-    """The local start of a timestamp's bucket, as ``YYYY-MM-DD HH:MM:SS`` text."""
-    column = sessions.c[buckets.column]
+def _bucket_start(
+    dialect: Dialect, buckets: Buckets, column: sa.ColumnElement[Any] | None = None
+) -> sa.ColumnElement[str]:
+    """The local start of a timestamp's bucket (the sessions' ``buckets.column``, or
+    ``column``), as ``YYYY-MM-DD HH:MM:SS`` text."""
+    if column is None:
+        column = sessions.c[buckets.column]
     offset = sa.bindparam("utc_offset_minutes", type_=sa.Integer)
     if dialect == "postgresql":
         local = sa.func.timezone("UTC", column) + sa.func.make_interval(0, 0, 0, 0, 0, offset)
         return sa.func.to_char(sa.func.date_trunc(buckets.unit, local), "YYYY-MM-DD HH24:MI:SS")
     shift = sa.func.printf("%+d minutes", offset)
+    # Whole seconds: SQLite's date functions round the fraction to milliseconds, which
+    # would move 10:59:59.9999 into the next hour. Buckets start on whole minutes.
+    column = sa.func.substr(column, 1, 19)
     layout = {"hour": "%Y-%m-%d %H:00:00", "month": "%Y-%m-01 00:00:00"}
     if buckets.unit == "week":  # back to the Monday on or before the day
         return sa.func.strftime("%Y-%m-%d 00:00:00", column, shift, "-6 days", "weekday 1")
@@ -188,12 +202,17 @@ _TOKEN_COLUMNS = (
 )
 
 
+def _summable_cost(dialect: Dialect, cost: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A session's cost as it is summed: NUMERIC on PostgreSQL, integer units on SQLite
+    (what the rollups store)."""
+    if dialect == "postgresql":
+        return sa.type_coerce(cost, sa.Numeric())
+    return sa.cast(sa.func.round(sa.type_coerce(cost, sa.Float()) * COST_UNITS), sa.BigInteger)
+
+
 def _cost_sum(dialect: Dialect, cost: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """The exact sum of costs: NUMERIC on PostgreSQL, integer units on SQLite."""
-    if dialect == "postgresql":
-        return sa.func.coalesce(sa.func.sum(sa.type_coerce(cost, sa.Numeric())), 0)
-    units = sa.cast(sa.func.round(sa.type_coerce(cost, sa.Float()) * COST_UNITS), sa.BigInteger)
-    return sa.func.coalesce(sa.func.sum(units), 0)
+    return sa.func.coalesce(sa.func.sum(_summable_cost(dialect, cost)), 0)
 
 
 def _cost_value(dialect: Dialect, summed: Any) -> Decimal:
@@ -234,6 +253,91 @@ def _ordered_key(dialect: Dialect, key: sa.ColumnElement[Any]) -> sa.ColumnEleme
     return key.collate("C") if dialect == "postgresql" else key
 
 
+# -- sums read from the rollups -----------------------------------------------------------------
+
+
+def _plan(
+    scope: Scope, grouping: Grouping, params: Mapping[str, Any] | None, allowed: bool
+) -> rollups.Plan | None:
+    """How ``rollups`` sums this scope and grouping, when it can (and is ``allowed``)."""
+    if not allowed:
+        return None
+    buckets = grouping.buckets
+    return rollups.plan(
+        scope.shape,
+        grouped_by=grouping.kind,
+        bucket_unit=buckets.unit if buckets is not None else None,
+        bucket_column=buckets.column if buckets is not None else None,
+        utc_offset_minutes=int((params or {}).get("utc_offset_minutes", 0)),
+    )
+
+
+def _key_of(dialect: Dialect, grouping: Grouping, table: sa.Table) -> sa.ColumnElement[Any]:
+    """The key of a grouping on rows of ``sessions`` or of a rollup table."""
+    rolled = table is not sessions
+    if grouping.buckets is not None:
+        time = table.c.bucket if rolled else table.c[grouping.buckets.column]
+        return _bucket_start(dialect, grouping.buckets, time)
+    if grouping.kind == "all":
+        return sa.null()
+    if grouping.kind == "workflow" and rolled:
+        return rollups.workflow_of(table)
+    return table.c[_COLUMNS[grouping.kind]]
+
+
+def _pieces(
+    plan: rollups.Plan,
+    dialect: Dialect,
+    shape: _FilterShape,
+    grouping: Grouping,
+    table: sa.Table,
+    rolled: Callable[[sa.ColumnElement[Any]], Sequence[sa.ColumnElement[Any]]],
+    edge: Callable[[sa.ColumnElement[Any], list[sa.ColumnElement[bool]]], sa.Select[Any]],
+) -> sa.Subquery:
+    """The UNION ALL of a window's pieces (``rollups.pieces``): ``rolled(key)`` columns of
+    ``table``'s rows, and for its ragged edges ``edge(key, where)``, a select of the
+    sessions meeting ``where``."""
+    pieces = rollups.pieces(plan, dialect)
+    dimensions = rollups.dimension_conditions(plan, dialect, table)
+    key = _key_of(dialect, grouping, table).label("key")
+    selects: list[sa.Select[Any]] = [
+        sa.select(key, *rolled(key)).where(
+            table.c.grain == grain, *span.of(table.c.bucket), *dimensions
+        )
+        for grain, span in pieces.rollups
+    ]
+    _, conditions = _keyed(dialect, shape, grouping)
+    session_key = _key_of(dialect, grouping, sessions).label("key")
+    for span in pieces.sessions:
+        selects.append(edge(session_key, [*conditions, *span.of(sessions.c.started_at)]))
+    return sa.union_all(*selects).subquery("keyed")
+
+
+def _summed_rows(
+    plan: rollups.Plan, dialect: Dialect, shape: _FilterShape, grouping: Grouping
+) -> sa.Subquery:
+    """Per piece of the window: ``key``, ``n`` sessions, their token sums and their
+    ``total_cost_usd`` in summable form."""
+    table = session_rollups
+
+    def rolled(key: sa.ColumnElement[Any]) -> list[sa.ColumnElement[Any]]:
+        return [
+            table.c.sessions.label("n"),
+            *(table.c[name] for name in _TOKEN_COLUMNS),
+            table.c.total_cost_usd,
+        ]
+
+    def edge(key: sa.ColumnElement[Any], where: list[sa.ColumnElement[bool]]) -> sa.Select[Any]:
+        return sa.select(
+            key,
+            sa.literal(1, sa.BigInteger).label("n"),
+            *(sessions.c[name] for name in _TOKEN_COLUMNS),
+            _summable_cost(dialect, sessions.c.total_cost_usd).label("total_cost_usd"),
+        ).where(*where)
+
+    return _pieces(plan, dialect, shape, grouping, table, rolled, edge)
+
+
 # -- count, totals and durations per key ---------------------------------------------------
 
 #: How groups are ordered: by a measure or by key, each way; ties by key ascending,
@@ -242,31 +346,49 @@ GroupOrderBy = Literal["count", "total_cost_usd", "total_tokens", "key"]
 GroupOrder = tuple[GroupOrderBy, bool]
 
 
+def _big_sum(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.cast(sa.func.coalesce(sa.func.sum(column), 0), sa.BigInteger)
+
+
 @functools.lru_cache(maxsize=128)
 def _aggregates_statement(
-    shape: _FilterShape, dialect: Dialect, grouping: Grouping, order: GroupOrder | None
+    shape: _FilterShape,
+    dialect: Dialect,
+    grouping: Grouping,
+    order: GroupOrder | None,
+    plan: rollups.Plan | None,
 ) -> sa.Select[Any]:
-    keyed, conditions = _keyed(dialect, shape, grouping)
-    rows = keyed.where(*conditions).subquery("keyed")
-    duration = sa.case((_finite(rows.c.duration_seconds), rows.c.duration_seconds))
-    columns: list[sa.ColumnElement[Any]] = [
-        rows.c.key,
-        sa.func.count().label("count"),
-        *(
-            sa.cast(sa.func.coalesce(sa.func.sum(rows.c[name]), 0), sa.BigInteger).label(name)
-            for name in _TOKEN_COLUMNS
-        ),
-        _cost_sum(dialect, rows.c.total_cost_usd).label("total_cost_usd"),
-        sa.func.count(duration).label("duration_count"),
-        sa.func.sum(_duration_units(dialect, duration)).label("duration_units"),
-        sa.func.min(duration).label("duration_min"),
-        sa.func.max(duration).label("duration_max"),
-    ]
+    """Count and totals per key, from the sessions with their durations, or (``plan``)
+    from the rollups, without."""
+    if plan is None:
+        keyed, conditions = _keyed(dialect, shape, grouping)
+        rows = keyed.where(*conditions).subquery("keyed")
+        duration = sa.case((_finite(rows.c.duration_seconds), rows.c.duration_seconds))
+        measures: list[sa.ColumnElement[Any]] = [
+            sa.func.count().label("count"),
+            *(_big_sum(rows.c[name]).label(name) for name in _TOKEN_COLUMNS),
+            _cost_sum(dialect, rows.c.total_cost_usd).label("total_cost_usd"),
+            sa.func.count(duration).label("duration_count"),
+            sa.func.sum(_duration_units(dialect, duration)).label("duration_units"),
+            sa.func.min(duration).label("duration_min"),
+            sa.func.max(duration).label("duration_max"),
+        ]
+    else:
+        rows = _summed_rows(plan, dialect, shape, grouping)
+        measures = [
+            _big_sum(rows.c.n).label("count"),
+            *(_big_sum(rows.c[name]).label(name) for name in _TOKEN_COLUMNS),
+            sa.func.coalesce(sa.func.sum(rows.c.total_cost_usd), 0).label("total_cost_usd"),
+            sa.literal(0).label("duration_count"),
+        ]
+    columns = [rows.c.key, *measures]
     source: sa.FromClause = rows
     if grouping.kind == "workflow":
         source = rows.outerjoin(workflows, workflows.c.id == rows.c.key)
         columns.append(sa.func.max(workflows.c.name).label("name"))
     stmt = sa.select(*columns).select_from(source).group_by(rows.c.key)
+    if plan is not None:  # rollup rows whose sessions all moved away add up to nothing
+        stmt = stmt.having(sa.func.sum(rows.c.n) > 0)
     if order is None:
         return stmt
     by, descending = order
@@ -289,11 +411,15 @@ async def aggregates(
     params: Mapping[str, Any] | None = None,
     order: GroupOrder | None = None,
     first: int | None = None,
+    durations: bool = True,
+    use_rollups: bool = True,
 ) -> dict[Any, Aggregate]:
     """Per key (in ``order``, the ``first`` of them, when given): count, totals, and the
-    durations' count, mean and extremes. ``params`` holds a time series' bounds."""
+    durations' count, mean and extremes (empty without ``durations``: then the rollups
+    may answer, unless not ``use_rollups``). ``params`` holds a time series' bounds."""
     dialect = _dialect(engine)
-    stmt = _aggregates_statement(scope.shape, dialect, grouping, order)
+    plan = None if durations else _plan(scope, grouping, params, use_rollups)
+    stmt = _aggregates_statement(scope.shape, dialect, grouping, order, plan)
     values = {**scope.params, **(params or {})}
     if order is not None:
         values["first"] = first
@@ -406,10 +532,28 @@ def _triples(rows: Sequence[Row[Any]]) -> list[tuple[Any, Any, Any]]:
 
 
 @functools.lru_cache(maxsize=128)
-def _status_statement(shape: _FilterShape, dialect: Dialect, grouping: Grouping) -> sa.Select[Any]:
-    keyed, conditions = _keyed(dialect, shape, grouping)
-    rows = keyed.where(*conditions).subquery("keyed")
-    return sa.select(rows.c.key, rows.c.status, sa.func.count()).group_by(rows.c.key, rows.c.status)
+def _status_statement(
+    shape: _FilterShape, dialect: Dialect, grouping: Grouping, plan: rollups.Plan | None
+) -> sa.Select[Any]:
+    if plan is None:
+        keyed, conditions = _keyed(dialect, shape, grouping)
+        rows = keyed.where(*conditions).subquery("keyed")
+        counted: sa.ColumnElement[Any] = sa.func.count()
+    else:
+        table = session_rollups
+        rows = _pieces(
+            plan,
+            dialect,
+            shape,
+            grouping,
+            table,
+            lambda key: [table.c.status, table.c.sessions.label("n")],
+            lambda key, where: sa.select(
+                key, sessions.c.status, sa.literal(1, sa.BigInteger).label("n")
+            ).where(*where),
+        )
+        counted = _big_sum(rows.c.n)
+    return sa.select(rows.c.key, rows.c.status, counted).group_by(rows.c.key, rows.c.status)
 
 
 async def status_counts(
@@ -418,9 +562,11 @@ async def status_counts(
     grouping: Grouping = ALL,
     *,
     params: Mapping[str, Any] | None = None,
+    use_rollups: bool = True,
 ) -> dict[Any, dict[str, int]]:
     """Per key, sessions per status: every status, zeros included, in the statuses' order."""
-    stmt = _status_statement(scope.shape, _dialect(engine), grouping)
+    plan = _plan(scope, grouping, params, use_rollups)
+    stmt = _status_statement(scope.shape, _dialect(engine), grouping, plan)
     found: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SESSION_STATUSES, 0))
     for key, status, count in _triples(
         await _rows(engine, stmt, {**scope.params, **(params or {})})
@@ -458,16 +604,48 @@ def _model_entries(dialect: Dialect, rows: sa.Subquery) -> tuple[Any, sa.ColumnE
 
 @functools.lru_cache(maxsize=128)
 def _model_costs_statement(
-    shape: _FilterShape, dialect: Dialect, grouping: Grouping
+    shape: _FilterShape, dialect: Dialect, grouping: Grouping, plan: rollups.Plan | None
 ) -> sa.Select[Any]:
-    keyed, conditions = _keyed(dialect, shape, grouping)
-    rows = keyed.where(*conditions).subquery("keyed")
-    entries, plain, cost = _model_entries(dialect, rows)
+    if plan is None:
+        keyed, conditions = _keyed(dialect, shape, grouping)
+        rows = keyed.where(*conditions).subquery("keyed")
+        entries, plain, cost = _model_entries(dialect, rows)
+        return (
+            sa.select(rows.c.key, entries.c.key.label("model"), sa.func.sum(cost).label("cost"))
+            .select_from(rows.join(entries, sa.true()))
+            .where(plain)
+            .group_by(rows.c.key, entries.c.key)
+        )
+    table = session_model_rollups
+
+    def edge(key: sa.ColumnElement[Any], where: list[sa.ColumnElement[bool]]) -> sa.Select[Any]:
+        # The sessions' entries, as the plain statement reads them.
+        edge_rows = sa.select(key, sessions.c.cost_by_model).where(*where).subquery("edge")
+        entries, plain, cost = _model_entries(dialect, edge_rows)
+        return (
+            sa.select(
+                edge_rows.c.key,
+                entries.c.key.label("model"),
+                sa.literal(1, sa.BigInteger).label("entries"),
+                cost.label("cost"),
+            )
+            .select_from(edge_rows.join(entries, sa.true()))
+            .where(plain)
+        )
+
+    rows = _pieces(
+        plan,
+        dialect,
+        shape,
+        grouping,
+        table,
+        lambda key: [table.c.model, table.c.entries, table.c.cost],
+        edge,
+    )
     return (
-        sa.select(rows.c.key, entries.c.key.label("model"), sa.func.sum(cost).label("cost"))
-        .select_from(rows.join(entries, sa.true()))
-        .where(plain)
-        .group_by(rows.c.key, entries.c.key)
+        sa.select(rows.c.key, rows.c.model, sa.func.sum(rows.c.cost).label("cost"))
+        .group_by(rows.c.key, rows.c.model)
+        .having(sa.func.sum(rows.c.entries) > 0)
     )
 
 
@@ -477,10 +655,12 @@ async def model_costs(
     grouping: Grouping = ALL,
     *,
     params: Mapping[str, Any] | None = None,
+    use_rollups: bool = True,
 ) -> dict[Any, list[tuple[str, Decimal]]]:
     """Per key, the summed cost of each model: most expensive first, then by model."""
     dialect = _dialect(engine)
-    stmt = _model_costs_statement(scope.shape, dialect, grouping)
+    plan = _plan(scope, grouping, params, use_rollups)
+    stmt = _model_costs_statement(scope.shape, dialect, grouping, plan)
     found: dict[Any, list[tuple[str, Decimal]]] = defaultdict(list)
     for key, model, cost in _triples(await _rows(engine, stmt, {**scope.params, **(params or {})})):
         found[key].append((str(model), _cost_value(dialect, cost)))

@@ -6,7 +6,7 @@ built from their rows and never expose these classes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -179,8 +179,62 @@ class SessionToolRow(SQLModel, table=True):
     duration_count: int = Field(sa_type=sa.Integer)
 
 
+#: The grains of ``session_rollups``: sessions by the UTC hour and the UTC day they
+#: started, and the sessions without a start (one bucket, ``UNDATED``).
+ROLLUP_GRAINS = ("h", "d", "u")
+#: The bucket of the ``u`` grain.
+UNDATED = datetime(1, 1, 1, tzinfo=UTC)
+#: Summed costs: exact NUMERIC on PostgreSQL, integer units of 10^-10 dollars on SQLite
+#: (``sessiongraph.db.stats.COST_UNITS``), as ``sessionStats`` sums them.
+CostSum = sa.Numeric(asdecimal=True).with_variant(sa.BigInteger(), "sqlite")
+
+
+def _key(sa_type: Any) -> Any:
+    return Field(sa_type=sa_type, primary_key=True)
+
+
+class SessionRollupRow(SQLModel, table=True):
+    """What the sessions of one grain's bucket, status and workflow add up to: kept by
+    triggers on ``sessions`` in the transaction of every write (migration 0003), so that
+    ``sessionStats`` over long windows reads buckets instead of sessions. Additive: the
+    sums of many rows are the sums of their sessions."""
+
+    __tablename__: ClassVar[str] = "session_rollups"
+
+    grain: str = _key(sa.String(1))
+    bucket: datetime = _key(UTCDateTime)
+    status: str = _key(sa.String(16))
+    #: The empty string for sessions without a workflow (an id is never blank).
+    workflow_id: str = _key(Identifier)
+    sessions: int = Field(sa_type=sa.BigInteger)
+    input_tokens: int = Field(sa_type=sa.BigInteger)
+    output_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_creation_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_read_tokens: int = Field(sa_type=sa.BigInteger)
+    total_tokens: int = Field(sa_type=sa.BigInteger)
+    total_cost_usd: Decimal = Field(sa_type=CostSum)
+
+
+class SessionModelRollupRow(SQLModel, table=True):
+    """Per grain's bucket, status, workflow and model: the sessions' ``cost_by_model``
+    entries for that model that are plain decimals, how many and their summed cost."""
+
+    __tablename__: ClassVar[str] = "session_model_rollups"
+
+    grain: str = _key(sa.String(1))
+    bucket: datetime = _key(UTCDateTime)
+    status: str = _key(sa.String(16))
+    #: The empty string for sessions without a workflow (an id is never blank).
+    workflow_id: str = _key(Identifier)
+    model: str = Field(sa_type=ToolName, primary_key=True)
+    entries: int = Field(sa_type=sa.BigInteger)
+    cost: Decimal = Field(sa_type=CostSum)
+
+
 workflows: sa.Table = WorkflowRow.__table__  # type: ignore[attr-defined]
 sessions: sa.Table = SessionRow.__table__  # type: ignore[attr-defined]
 operations: sa.Table = OperationRow.__table__  # type: ignore[attr-defined]
 session_tools: sa.Table = SessionToolRow.__table__  # type: ignore[attr-defined]
+session_rollups: sa.Table = SessionRollupRow.__table__  # type: ignore[attr-defined]
+session_model_rollups: sa.Table = SessionModelRollupRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -159,4 +159,4 @@ class Query:
     )
     def session_stats(self, info: Info, filter: StatsFilterArgument = UNSET) -> SessionStats | None:
         criteria = session_criteria(filter=filter)
-        return SessionStats(_scope=stats.Scope.of(criteria, info.context.engine.dialect.name))
+        return SessionStats.of(info, stats.Scope.of(criteria, info.context.engine.dialect.name))

@@ -251,6 +251,12 @@ def _selected(info: Info) -> set[str]:
     }
 
 
+def _wants(info: Info, name: str) -> bool:
+    """Whether the field ``name`` (a Python name) is selected on this field's value."""
+    wanted = _selected(info)
+    return "*" in wanted or name in wanted
+
+
 def _wants_percentiles(info: Info) -> bool:
     """Whether a percentile (or its display) is selected on a DurationStats below."""
     field = field_plan(info)
@@ -265,10 +271,23 @@ def _wants_percentiles(info: Info) -> bool:
 @strawberry.type(description="What the sessions a filter matches add up to.")
 class SessionStats:
     _scope: strawberry.Private[Scope]
+    #: Whether ``duration`` is selected: else count and totals may come from the rollups.
+    _durations: strawberry.Private[bool] = True
+    #: Whether sums may be read from the rollups (``Settings.stats_rollups``).
+    _rollups: strawberry.Private[bool] = True
     #: Work shared by fields (count and totals read one statement), by name.
     _shared: strawberry.Private[dict[str, asyncio.Future[Any]]] = strawberry.field(
         default_factory=dict
     )
+
+    @staticmethod
+    def of(info: Info, scope: Scope) -> SessionStats:
+        """The stats of ``scope`` for the ``sessionStats`` field of ``info``."""
+        return SessionStats(
+            _scope=scope,
+            _durations=_wants(info, "duration"),
+            _rollups=info.context.settings.stats_rollups,
+        )
 
     def _once(self, name: str, work: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         found = self._shared.get(name)
@@ -278,7 +297,12 @@ class SessionStats:
 
     async def _overall(self, info: Info) -> Aggregate:
         engine = info.context.engine
-        found = await self._once("overall", lambda: stats.aggregates(engine, self._scope))
+        found = await self._once(
+            "overall",
+            lambda: stats.aggregates(
+                engine, self._scope, durations=self._durations, use_rollups=self._rollups
+            ),
+        )
         return found.get(None, _EMPTY)
 
     @strawberry.field(description="Sessions matching the filter.", metadata=AGGREGATE)
@@ -303,7 +327,9 @@ class SessionStats:
         metadata=AGGREGATE,
     )
     async def by_status(self, info: Info) -> list[StatusCount]:
-        counts = await stats.status_counts(info.context.engine, self._scope)
+        counts = await stats.status_counts(
+            info.context.engine, self._scope, use_rollups=self._rollups
+        )
         return _status_counts(counts.get(None))
 
     @strawberry.field(
@@ -311,7 +337,7 @@ class SessionStats:
         metadata=AGGREGATE,
     )
     async def cost_by_model(self, info: Info) -> list[ModelCost]:
-        costs = await stats.model_costs(info.context.engine, self._scope)
+        costs = await stats.model_costs(info.context.engine, self._scope, use_rollups=self._rollups)
         return _model_costs(costs.get(None))
 
     @strawberry.field(
@@ -344,6 +370,8 @@ class SessionStats:
                 order.direction is OrderDirection.DESC,
             ),
             first=first,
+            durations=_wants(info, "duration"),
+            use_rollups=self._rollups,
         )
         percentiles = {}
         if found and _wants_percentiles(info):
@@ -421,17 +449,30 @@ class SessionStats:
         aggregates, percentiles, statuses, models = await asyncio.gather(
             when(
                 {"count", "totals", "duration"},
-                lambda: stats.aggregates(engine, scope, grouping, params=params),
+                lambda: stats.aggregates(
+                    engine,
+                    scope,
+                    grouping,
+                    params=params,
+                    durations=bool(wanted & {"*", "duration"}),
+                    use_rollups=self._rollups,
+                ),
             ),
             when(
                 {"duration"} if _wants_percentiles(info) else set(),
                 lambda: stats.percentiles(engine, scope, grouping, params=params),
             ),
             when(
-                {"by_status"}, lambda: stats.status_counts(engine, scope, grouping, params=params)
+                {"by_status"},
+                lambda: stats.status_counts(
+                    engine, scope, grouping, params=params, use_rollups=self._rollups
+                ),
             ),
             when(
-                {"cost_by_model"}, lambda: stats.model_costs(engine, scope, grouping, params=params)
+                {"cost_by_model"},
+                lambda: stats.model_costs(
+                    engine, scope, grouping, params=params, use_rollups=self._rollups
+                ),
             ),
         )
         buckets = []
