@@ -6,6 +6,7 @@ the windows put their edges on, next to and between hour and day boundaries."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -250,3 +251,64 @@ async def test_the_migration_sums_the_sessions_already_stored(
     finally:
         if other is not engine:
             await other.dispose()
+
+
+async def test_a_session_a_microsecond_before_the_hour_is_in_the_hour_it_started(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    """SQLite's date functions round fractions to milliseconds; buckets must not."""
+    late = DAY - timedelta(microseconds=1)
+    await insert_sessions(
+        engine,
+        session_row(id="late", started_at=late),
+        session_row(id="on-time", started_at=DAY),
+    )
+    for bucket in ("HOUR", "DAY", "WEEK", "MONTH"):
+        series = (await gql(SERIES, {"bucket": bucket}))["sessionStats"]["timeSeries"]
+        assert [(b["start"], b["count"]) for b in series][:1] == [
+            (
+                {
+                    "HOUR": "2026-03-29T23:00:00+00:00",
+                    "DAY": "2026-03-29T00:00:00+00:00",
+                    "WEEK": "2026-03-23T00:00:00+00:00",
+                    "MONTH": "2026-03-01T00:00:00+00:00",
+                }[bucket],
+                1 if bucket in ("HOUR", "DAY", "WEEK") else 2,
+            )
+        ]
+    edge = {
+        "startedAt": {"gt": (late - timedelta(microseconds=1)).isoformat(), "lt": DAY.isoformat()}
+    }
+    assert (await gql(STATS, {"filter": edge}))["sessionStats"]["count"] == 1
+
+
+async def test_concurrent_writes_keep_the_rollups_exact(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    """Sessions of one hour and workflow started and completed at once: every write
+    adds to the same rollup rows."""
+    await insert_workflow(engine, "wf-a", None)
+    start = """mutation($id: String!) { startSession(input: {id: $id, workflowId: "wf-a",
+        startedAt: "2026-03-30T10:15:00Z"}) { id } }"""
+    complete = """mutation($id: String!) { completeSession(id: $id, status: COMPLETED,
+        totalCostUsd: "0.3333333333", costByModel: [{model: "opus", costUsd: "0.1"}],
+        inputTokens: 3) { id } }"""
+    ids = [f"c-{n:02}" for n in range(24)]
+    await asyncio.gather(*(gql(start, {"id": i}) for i in ids))
+    await asyncio.gather(*(gql(complete, {"id": i}) for i in ids[::2]))
+    data = (await gql(STATS, {"filter": {"startedAt": {"gte": DAY.isoformat()}}}))["sessionStats"]
+    assert data["count"] == 24
+    assert data["totals"]["totalCostUsd"] == "3.9999999996"
+    assert data["costByModel"] == [{"model": "opus", "costUsd": "1.2"}]
+    assert [s["count"] for s in data["byStatus"]] == [0, 12, 12, 0, 0]
+
+
+async def test_a_model_name_too_long_to_sum_is_refused(gql: GraphQLClient) -> None:
+    await gql("""mutation { startSession(input: {id: "long"}) { id } }""")
+    error = await gql.error(
+        """mutation($model: String!) { completeSession(id: "long", status: COMPLETED,
+            costByModel: [{model: $model, costUsd: "1"}]) { id } }""",
+        {"model": "m" * 513},
+        code="BAD_USER_INPUT",
+    )
+    assert "costByModel[0].model" in error["message"]

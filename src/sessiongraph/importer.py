@@ -197,6 +197,8 @@ def _session_row(record: dict[str, Any]) -> dict[str, Any]:
     cost_by_model = record.get("cost_by_model") or {}
     if not isinstance(cost_by_model, dict):
         raise Malformed("`cost_by_model` must be an object")
+    for model in cost_by_model:
+        check_tool_name(str(model), "cost_by_model")
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise Malformed("`metadata` must be an object")

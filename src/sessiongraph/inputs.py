@@ -42,6 +42,7 @@ def check_text(value: str | None, field: str) -> str | None:
 
 
 def check_tool_name(value: str | None, field: str) -> str | None:
+    """A tool name, or a model name of ``costByModel``: both are keys of stored sums."""
     check_text(value, field)
     if value is not None and len(value) > MAX_TOOL_NAME_LENGTH:
         raise BadUserInput(

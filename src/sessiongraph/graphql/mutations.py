@@ -350,7 +350,7 @@ class Mutation:
             if len({c.model for c in costs}) != len(costs):
                 raise BadUserInput("`costByModel` names a model twice", field="costByModel")
             for index, cost in enumerate(costs):
-                check_text(cost.model, f"costByModel[{index}].model")
+                check_tool_name(cost.model, f"costByModel[{index}].model")
                 check_money(cost.cost_usd, f"costByModel[{index}].costUsd")
         completion = Completion(
             status=status.name.lower(),
