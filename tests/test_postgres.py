@@ -121,7 +121,43 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("query", QUERIES)
+_DURATION = """duration { count avgSeconds minSeconds maxSeconds p50Seconds p90Seconds
+    p95Seconds p99Seconds avgDisplay p99Display }"""
+_TOTALS = """totals { inputTokens outputTokens cacheCreationTokens cacheReadTokens totalTokens
+    totalTokensDisplay totalCostUsd totalCostDisplay }"""
+#: sessionStats, every field, read from the sessions and (the same scopes) the rollups.
+STATS_QUERIES = [
+    f"""{{ sessionStats {{ count {_TOTALS} {_DURATION} byStatus {{ status count }}
+        costByModel {{ model costUsd }} tools(first: 100) {{ toolName calls failures
+        totalDurationSeconds avgDurationSeconds }} }} }}""",
+    *(
+        f"""{{ sessionStats {{ groupBy(by: {key}, first: 200, orderBy: {{field: {field}}}) {{
+            key label count {_TOTALS} {_DURATION} }} }} }}"""
+        for key in ("WORKFLOW", "STATUS", "AGENT_PROVIDER", "AGENT_MODEL", "REPO", "PHASE")
+        for field in ("COUNT", "TOTAL_COST_USD", "KEY")
+    ),
+    *(
+        f"""{{ sessionStats(filter: {{status: [COMPLETED, FAILED]}}) {{
+            timeSeries(bucket: {bucket}, utcOffsetMinutes: {offset}, field: {field}) {{
+              start end count {_TOTALS} byStatus {{ status count }}
+              costByModel {{ model costUsd }} {_DURATION if field == "COMPLETED_AT" else ""} }}
+        }} }}"""
+        for bucket, offset, field in (
+            ("HOUR", 0, "STARTED_AT"),
+            ("DAY", 0, "STARTED_AT"),
+            ("DAY", -330, "STARTED_AT"),
+            ("WEEK", 60, "STARTED_AT"),
+            ("MONTH", 0, "COMPLETED_AT"),
+        )
+    ),
+    f"""{{ sessionStats(filter: {{startedAt: {{gt: "2026-04-03T10:20:00Z",
+        lte: "2026-04-09T00:00:00Z"}}, or: [{{workflowId: {{prefix: "e"}}}},
+        {{not: {{status: [RUNNING]}}}}]}}) {{ count {_TOTALS} byStatus {{ status count }}
+        costByModel {{ model costUsd }} }} }}""",
+]
+
+
+@pytest.mark.parametrize("query", QUERIES + STATS_QUERIES)
 async def test_both_databases_give_identical_responses(
     both_apps: list[httpx.AsyncClient], query: str
 ) -> None:
