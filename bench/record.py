@@ -1,7 +1,7 @@
 """What a recordOperations call costs: batches of new operations, one tree against another.
 
     .venv/bin/python bench/record.py --tree OLD/src --tree NEW/src [--postgres]
-        [--rounds 15] [--calls 20] [--operations 100]
+        [--rounds 15] [--calls 20] [--operations 100] [--lifecycle]
 
 Each ``--tree`` (a source directory; default: the one this interpreter imports) gets a
 worker process with a database of its own, migrated by that tree (a fresh SQLite file;
@@ -14,6 +14,9 @@ call; a slow moment of the machine falls on all alike. Printed per tree: the med
 the rounds' median milliseconds per call, the spread of the rounds, and the ratio to
 the first tree; then the median CPU time per call of the worker process (its database
 thread included on SQLite; not PostgreSQL's server), steadier on a busy machine.
+
+``--lifecycle`` times a session's other writes instead: each call is a ``startSession``
+and a ``completeSession`` with costs per model (what the rollups' triggers add to).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 START = "mutation ($id: String!) { startSession(input: {id: $id}) { id } }"
+COMPLETE = """mutation ($id: String!) { completeSession(id: $id, status: COMPLETED,
+  totalCostUsd: "1.25", inputTokens: 100, costByModel: [{model: "opus", costUsd: "1.25"}])
+  { id } }"""
 RECORD = """mutation ($id: String!, $ops: [OperationInput!]!) {
   recordOperations(sessionId: $id, operations: $ops) { recordedOperationIds } }"""
 TOOLS = ["Bash", "Edit", "Read", "Grep", "Write"]
@@ -95,6 +101,18 @@ async def worker(database_url: str) -> None:
                 command = json.loads(line)
                 session = f"s-{rounds}"
                 rounds += 1
+                if command.get("lifecycle"):
+                    times = []
+                    cpu_started = time.process_time_ns()
+                    for call in range(command["calls"]):
+                        started = time.perf_counter_ns()
+                        await post(START, {"id": f"{session}-{call}"})
+                        await post(COMPLETE, {"id": f"{session}-{call}"})
+                        times.append(time.perf_counter_ns() - started)
+                    cpu = (time.process_time_ns() - cpu_started) / len(times) / 1e6
+                    median = statistics.median(times) / 1e6
+                    print(json.dumps({"median_ms": median, "cpu_ms": cpu}), flush=True)
+                    continue
                 await post(START, {"id": session})
                 batches = [
                     batch(session, call, command["operations"]) for call in range(command["calls"])
@@ -152,12 +170,13 @@ def drive(trees: list[Path], urls: list[str], args: argparse.Namespace) -> None:
                 raise SystemExit("a worker did not start")
         results: list[list[float]] = [[] for _ in trees]
         cpus: list[list[float]] = [[] for _ in trees]
-        command = json.dumps({"calls": args.calls, "operations": args.operations}) + "\n"
+        command = {"calls": args.calls, "operations": args.operations, "lifecycle": args.lifecycle}
+        line = json.dumps(command) + "\n"
         for _ in range(args.rounds):
             for index, process in enumerate(workers):
                 assert process.stdin is not None
                 assert process.stdout is not None
-                process.stdin.write(command)
+                process.stdin.write(line)
                 process.stdin.flush()
                 answer = json.loads(process.stdout.readline())
                 results[index].append(answer["median_ms"])
@@ -183,6 +202,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--operations", type=int, default=100)
+    parser.add_argument(
+        "--lifecycle", action="store_true", help="time startSession + completeSession pairs"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
