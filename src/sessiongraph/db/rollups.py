@@ -272,8 +272,10 @@ class _Times:
             if unit == "hour":
                 return sa.func.substr(value, 1, 13).op("||")(":00:00.000000")
             return sa.func.substr(value, 1, 10).op("||")(" 00:00:00.000000")
-        utc = sa.func.timezone("UTC", value)
-        return sa.func.timezone("UTC", sa.func.date_trunc(unit, utc), type_=UTCDateTime())
+        # Constants written into the SQL, not bound: a generic plan knows them too.
+        zone, truncated = sa.literal_column("'UTC'"), sa.literal_column(f"'{unit}'")
+        utc = sa.func.timezone(zone, value)
+        return sa.func.timezone(zone, sa.func.date_trunc(truncated, utc), type_=UTCDateTime())
 
     def next(self, value: sa.ColumnElement[Any], unit: Unit) -> sa.ColumnElement[Any]:
         """The start of the unit after the one holding ``value``."""

@@ -302,7 +302,7 @@ def _pieces(
     key = _key_of(dialect, grouping, table).label("key")
     selects: list[sa.Select[Any]] = [
         sa.select(key, *rolled(key)).where(
-            table.c.grain == grain, *span.of(table.c.bucket), *dimensions
+            table.c.grain == sa.literal_column(f"'{grain}'"), *span.of(table.c.bucket), *dimensions
         )
         for grain, span in pieces.rollups
     ]
