@@ -273,7 +273,8 @@ class _Times:
                 return sa.func.substr(value, 1, 13).op("||")(":00:00.000000")
             return sa.func.substr(value, 1, 10).op("||")(" 00:00:00.000000")
         # Constants written into the SQL, not bound: a generic plan knows them too.
-        zone, truncated = sa.literal_column("'UTC'"), sa.literal_column(f"'{unit}'")
+        zone: sa.ColumnElement[str] = sa.literal_column("'UTC'")
+        truncated: sa.ColumnElement[str] = sa.literal_column(f"'{unit}'")
         utc = sa.func.timezone(zone, value)
         return sa.func.timezone(zone, sa.func.date_trunc(truncated, utc), type_=UTCDateTime())
 

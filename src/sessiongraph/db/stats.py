@@ -675,8 +675,14 @@ async def model_costs(
 @functools.lru_cache(maxsize=64)
 def _range_statement(shape: _FilterShape, column: str) -> sa.Select[Any]:
     value = sessions.c[column]
-    return sa.select(sa.func.min(value), sa.func.max(value)).where(
-        *_session_conditions(shape), value.is_not(None)
+    conditions = [*_session_conditions(shape), value.is_not(None)]
+    # One subquery each: SQLite reads a min() or a max() from the end of an index only
+    # when it is the query's sole aggregate (else it scans the whole index).
+    return sa.select(
+        *(
+            sa.select(extreme(value)).where(*conditions).scalar_subquery()
+            for extreme in (sa.func.min, sa.func.max)
+        )
     )
 
 
