@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
+#: `import --max-record-mb`'s default: ``sessiongraph.importer.MAX_RECORD_BYTES``.
+MAX_RECORD_MB = 64
+#: Back to the start of the line, and clear it (a progress line on a terminal).
+CLEAR_LINE = "\r\x1b[K"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="load the REST API's JSON (GET /sessions, GET /sessions/{id}, JSON Lines)"
     )
     load.add_argument("file", type=Path, help="a JSON or JSON Lines file")
+    load.add_argument(
+        "--max-record-mb",
+        type=_positive,
+        default=MAX_RECORD_MB,
+        help=f"skip (and report) a line or record larger than this many MiB ({MAX_RECORD_MB})",
+    )
     _database_url_option(load)
     load.set_defaults(command=import_command)
 
@@ -306,6 +316,8 @@ def _engine(args: argparse.Namespace) -> AsyncEngine:
 
 
 def import_command(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from sessiongraph.db.migrate import SchemaBehind, ensure_current
     from sessiongraph.importer import ImportReport, import_file
 
@@ -313,20 +325,33 @@ def import_command(args: argparse.Namespace) -> int:
         print(f"No such file: {args.file}", file=sys.stderr)
         return 2
     settings = _settings(args)
+    # Progress rewrites one line, so only on a terminal; skipped records are listed as
+    # they are found (each batch's once it is written), in file order.
+    live = sys.stderr.isatty()
 
     def show(report: ImportReport) -> None:
-        print(
-            f"\r  {report.sessions} sessions, {report.operations} operations",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        if live:
+            print(
+                f"\r  {report.sessions} sessions, {report.operations} operations",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def skipped(where: str, reason: str) -> None:
+        print(f"{CLEAR_LINE if live else ''}  {where}: {reason}", file=sys.stderr)
 
     async def run() -> ImportReport:
         engine = _engine(args)
         try:
             await ensure_current(engine, auto_upgrade=settings.is_sqlite)
-            return await import_file(engine, args.file, progress=show)
+            return await import_file(
+                engine,
+                args.file,
+                progress=show,
+                on_skip=skipped,
+                max_record_bytes=args.max_record_mb * 2**20,
+            )
         finally:
             await engine.dispose()
 
@@ -336,18 +361,22 @@ def import_command(args: argparse.Namespace) -> int:
     except SchemaBehind as error:
         print(error, file=sys.stderr)
         return 1
-    except UnicodeDecodeError as error:
-        print(f"{args.file} is not UTF-8 text: {error.reason}", file=sys.stderr)
-        return 2
+    except (sa.exc.DBAPIError, OSError) as error:
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()
+        print(
+            f"{CLEAR_LINE if live else ''}The database failed: "
+            f"{cause[0] if cause else type(error).__name__}. "
+            f"The batches written before it stay; importing the file again completes it.",
+            file=sys.stderr,
+        )
+        return 1
     print(
-        f"\rImported {report.sessions} sessions, {report.operations} operations and "
-        f"{report.workflows} workflows in {time.perf_counter() - started:.1f}s; "
-        f"skipped {len(report.skipped)}.",
+        f"{CLEAR_LINE if live else ''}Imported {report.sessions} sessions, "
+        f"{report.operations} operations and {report.workflows} workflows in "
+        f"{time.perf_counter() - started:.1f}s; skipped {report.skipped_count}.",
         file=sys.stderr,
     )
-    for where, reason in report.skipped:
-        print(f"  {where}: {reason}", file=sys.stderr)
-    return 0 if not report.skipped else 3
+    return 0 if not report.skipped_count else 3
 
 
 def hash_token_command(args: argparse.Namespace) -> int:
