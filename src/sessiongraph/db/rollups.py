@@ -225,12 +225,15 @@ def pieces(plan: Plan, dialect: Dialect) -> Pieces:
             rollups.append(("h", Span(start, u_hour)))
     else:
         rollups.append(("h", Span(l_hour, u_hour)))
+    # A ragged edge lies within one hour: the one before ``L_hour`` and the one from
+    # ``U_hour`` (or none, when they cross). Both ends given, so an index range is that
+    # hour (SQLite takes the first bounds of a column it finds for its range).
     edges: list[Span] = []
     if l_hour is not None:
-        edges.append(Span(high=l_hour))
+        edges.append(Span(times.previous_hour(l_hour), l_hour))
     if u_hour is not None:
         start = times.greatest([u_hour, l_hour]) if l_hour is not None else u_hour
-        edges.append(Span(low=start))
+        edges.append(Span(start, times.next(start, "hour")))
     return Pieces(rollups=tuple(rollups), sessions=tuple(edges))
 
 
@@ -286,6 +289,14 @@ class _Times:
             whole = sa.func.substr(value, 1, 19)
             return sa.func.coalesce(sa.func.strftime(layout, whole, f"+1 {unit}"), self._BEYOND)
         return self.floor(value, unit) + sa.literal_column(f"interval '1 {unit}'")
+
+    def previous_hour(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """The start of the hour before ``value``, a start of an hour."""
+        if self.sqlite:
+            layout = "%Y-%m-%d %H:00:00.000000"
+            earlier = sa.func.strftime(layout, sa.func.substr(value, 1, 19), "-1 hour")
+            return sa.func.coalesce(earlier, "")  # before year 0: below every time
+        return value - sa.literal_column("interval '1 hour'")
 
     def ceil(self, value: sa.ColumnElement[Any], unit: Unit) -> sa.ColumnElement[Any]:
         """``value`` if a unit starts there, else the start of the next one."""
