@@ -3,7 +3,7 @@
     .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--repeats 30]
                                     [--bff-repeats 10] [--quick] [--keep] [--seed 1]
                                     [--suite all|standard|stats] [--sqlite]
-                                    [--heap-order time|random]
+                                    [--heap-order time|random] [--only TEXT]
 
 Starts one throwaway PostgreSQL server from the installed binaries (or uses
 ``SESSIONGRAPH_TEST_POSTGRES_URL``), and for each size:
@@ -47,6 +47,9 @@ sessions), ``status: [COMPLETED]`` (~70 %):
 - exact percentiles over 30 days: ``duration { p50Seconds p95Seconds p99Seconds }``;
 - a composed-filter list: ``sessions(first: 50, filter: {or: [two agentModel eq],
   totalCostUsd: {gte: "1", lt: "10"}, hasOperation: {gitBranch: {eq: "main"}}})``.
+
+``--only TEXT`` times only the cases whose name contains TEXT (``--only p99``:
+the 30-day percentiles), on every size.
 
 ``--sqlite`` runs the stats queries on a SQLite file instead (default
 ``--sizes 100000``; ``--quick`` 2000,20000), loaded from the same generator with
@@ -1222,6 +1225,13 @@ class SizeResult:
     flat_cases: dict[str, bool]
 
 
+def selected(cases: list[Case], only: str | None) -> list[Case]:
+    """The cases whose name contains ``only`` (case-insensitively), or all of them."""
+    if only is None:
+        return cases
+    return [case for case in cases if only.casefold() in case.name.casefold()]
+
+
 def _db_url(server_url: str, database: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + database
 
@@ -1275,7 +1285,7 @@ async def run_size(
                 cases += await build_cases(client, conn, size, args.bff_repeats)
             if args.suite in ("stats", "all"):
                 cases += stats_cases()
-            for case in cases:
+            for case in selected(cases, args.only):
                 m = await measure(client, recorder, case, args.repeats)
                 await time_sql(conn, m)
                 results[case.name] = m
@@ -1412,7 +1422,7 @@ async def run_sqlite_size(
                 transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120
             ) as client,
         ):
-            for case in stats_cases():
+            for case in selected(stats_cases(), args.only):
                 m = await measure(client, recorder, case, args.repeats)
                 results[case.name] = m
                 say(
@@ -1566,6 +1576,11 @@ def main() -> None:
         choices=("all", "standard", "stats"),
         default="all",
         help="the list/detail queries, issue 13's stats queries, or both (default)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="TEXT",
+        help="time only the cases whose name contains TEXT, e.g. --only p99 (the percentiles)",
     )
     parser.add_argument(
         "--sqlite",
