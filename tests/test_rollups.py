@@ -239,6 +239,7 @@ async def test_the_migration_sums_the_sessions_already_stored(
             await conn.execute(sa.text("DROP FUNCTION sessiongraph_rollups_row() CASCADE"))
             await conn.execute(sa.text("DROP FUNCTION sessiongraph_rollups_clear() CASCADE"))
             await conn.execute(sa.text("DROP FUNCTION sessiongraph_rollup(integer, sessions)"))
+            await conn.execute(sa.text("DROP INDEX ix_sessions_started_at_durations"))
             await conn.execute(sa.text("UPDATE alembic_version SET version_num = '0002'"))
     try:
         if settings.is_sqlite:

@@ -207,10 +207,10 @@ def _session_params(filters: SessionCriteria) -> dict[str, Any]:
 
 
 def _session_conditions(
-    shape: _FilterShape, status: int | None = None
+    shape: _FilterShape, status: int | None = None, *, page: bool = False
 ) -> list[sa.ColumnElement[bool]]:
     """The filter's conditions; the status is ``status_<status>`` alone when given,
-    else any of the ``statuses``."""
+    else any of the ``statuses``. ``page``: for a page's branch (``filtering.condition``)."""
     columns = sessions.c
     conditions: list[sa.ColumnElement[bool]] = []
     if shape.workflow:
@@ -227,7 +227,7 @@ def _session_conditions(
     if shape.where is not None and shape.dialect is not None:
         # One condition for the whole filter, added to every branch of a page: the
         # flat conditions above keep choosing the index each branch walks.
-        conditions.append(filtering.condition(shape.where, shape.dialect))
+        conditions.append(filtering.condition(shape.where, shape.dialect, page=page))
     return conditions
 
 
@@ -273,8 +273,9 @@ async def fetch_session_page(
 ) -> Sequence[Row[Any]]:
     """Up to ``limit`` sessions after ``after`` in ``ordering``, NULLs last, id as tie-break,
     each row with the columns ``read_ahead`` names (rows by position)."""
-    shape = _FilterShape.of(filters, engine.dialect.name)
-    stmt = _session_page_statement(shape, ordering, _start(after), read_ahead)
+    dialect = engine.dialect.name
+    shape = _FilterShape.of(filters, dialect)
+    stmt = _session_page_statement(shape, ordering, _start(after), read_ahead, dialect)
     if stmt is None:  # a cursor past the NULLs of a column that has none
         return []
     params = _session_params(filters)
@@ -286,9 +287,13 @@ async def fetch_session_page(
 
 @functools.lru_cache(maxsize=256)
 def _session_page_statement(
-    shape: _FilterShape, ordering: SessionOrdering, start: _Start, read_ahead: ReadAhead
+    shape: _FilterShape,
+    ordering: SessionOrdering,
+    start: _Start,
+    read_ahead: ReadAhead,
+    dialect: str,
 ) -> sa.Select[Any] | None:
-    page = _session_rows_statement(shape, ordering, start, read_ahead.documents)
+    page = _session_rows_statement(shape, ordering, start, read_ahead.documents, dialect)
     if page is None or not (read_ahead.workflow or read_ahead.total):
         return page
     rows = page.subquery("page")
@@ -312,7 +317,7 @@ def _session_page_statement(
 
 
 def _session_rows_statement(
-    shape: _FilterShape, ordering: SessionOrdering, start: _Start, documents: bool
+    shape: _FilterShape, ordering: SessionOrdering, start: _Start, documents: bool, dialect: str
 ) -> sa.Select[Any] | None:
     """One UNION ALL of index-ordered ``LIMIT`` branches, merged by the outer
     ORDER BY: rows with a value and rows without one are separate branches (so
@@ -321,21 +326,38 @@ def _session_rows_statement(
     several would need a sort of every match). Each branch is a range scan of a
     ``(filter, column, id)`` or ``(column, id)`` index, so a page costs the same
     at any table size and any depth.
+
+    The NULL branches run only when the valued ones leave the page short. The
+    outer ORDER BY reads every branch to the end, and a NULL branch whose filter
+    matches nothing walks every row without a value (every pending session, for
+    ``started_at``), evaluating the filter on each. So the valued rows are a CTE,
+    and a NULL branch reads nothing unless they number fewer than the page
+    (``_when_short``).
     """
     column = sessions.c[ordering.column]
     per_status: list[int | None] = list(range(shape.statuses)) or [None]
-    branches = [
-        branch
-        for status in per_status
-        for branch in _page_branches(
-            _session_conditions(shape, status), column, ordering, start, documents
-        )
-    ]
+    valued: list[sa.Select[Any]] = []
+    undated: list[sa.Select[Any]] = []
+    for status in per_status:
+        conditions = _session_conditions(shape, status, page=True)
+        if start != "null":
+            valued.append(_valued_branch(conditions, column, ordering, start, documents))
+        if column.nullable:
+            undated.append(_null_branch(conditions, column, ordering, start, documents))
+    branches = valued + undated
     if not branches:
         return None
     if len(branches) == 1:
         return branches[0].limit(_LIMIT)
-    union = sa.union_all(*(sa.select(b.limit(_LIMIT).subquery()) for b in branches)).subquery()
+    parts: list[sa.Select[Any]]
+    if valued and undated:
+        rows = _union([b.limit(_LIMIT) for b in valued]).cte("valued")
+        short = sa.select(sa.func.count(rows.c.id)).scalar_subquery() < _LIMIT
+        gated = (_when_short(b, short, dialect) for b in undated)
+        parts = [sa.select(rows), *(sa.select(b.subquery()) for b in gated)]
+    else:
+        parts = [sa.select(b.limit(_LIMIT).subquery()) for b in branches]
+    union = sa.union_all(*parts).subquery()
     return (
         sa.select(union)
         .order_by(
@@ -346,37 +368,69 @@ def _session_rows_statement(
     )
 
 
-def _page_branches(
+def _when_short(
+    branch: sa.Select[Any], short: sa.ColumnElement[bool], dialect: str
+) -> sa.Select[Any]:
+    """``branch`` up to a page of rows, none unless ``short`` (a condition of no row) holds.
+
+    PostgreSQL: in the WHERE clause, a One-Time Filter, decided before the branch
+    reads a row. (A ``LIMIT`` of 0 would also read none, but a ``LIMIT`` it cannot
+    evaluate when planning is costed as a tenth of the branch's rows: the prepared
+    statement then saw its generic plan as cheaper, and switched to it.) SQLite tests
+    a WHERE term with a subquery on every row; with a ``LIMIT`` of 0 it skips the loop.
+    """
+    if dialect == "sqlite":
+        return branch.limit(sa.case((short, _LIMIT), else_=0))
+    return branch.where(short).limit(_LIMIT)
+
+
+def _union(branches: list[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """The rows of every branch, each a ``LIMIT`` subquery (its own order kept)."""
+    if len(branches) == 1:
+        return branches[0]
+    return sa.union_all(*(sa.select(b.subquery()) for b in branches))
+
+
+def _read(documents: bool) -> list[sa.Column[Any]]:
+    return [c for c in sessions.c if documents or c.name not in SESSION_DOCUMENTS]
+
+
+def _valued_branch(
     conditions: list[sa.ColumnElement[bool]],
     column: sa.Column[Any],
     ordering: SessionOrdering,
     start: _Start,
     documents: bool,
-) -> list[sa.Select[Any]]:
-    """The valued and the NULL part of one filter's page, each in index order."""
-    read = [c for c in sessions.c if documents or c.name not in SESSION_DOCUMENTS]
-    order = _directed((column, sessions.c.id), ordering)
-    after_id = sa.bindparam("after_id", type_=sessions.c.id.type)
-    branches = []
-    if start != "null":
-        valued = sa.select(*read).where(*conditions, column.is_not(None))
-        if start == "valued":
-            position = sa.tuple_(column, sessions.c.id)
-            bound = sa.tuple_(sa.bindparam("after_value", type_=column.type), after_id)
-            valued = valued.where(position < bound if ordering.descending else position > bound)
-        branches.append(valued.order_by(*order))
-    if column.nullable:
-        undated = sa.select(*read).where(*conditions, column.is_(None))
-        if start == "null":
-            undated = undated.where(
-                sessions.c.id < after_id if ordering.descending else sessions.c.id > after_id
-            )
-        # Ordered by the (all NULL) column too, the planner walks the same index
-        # as the valued branch; ordered by id alone, PostgreSQL may walk the
-        # primary key hoping to meet NULLs early, and read the whole table
-        # when the filter matches none.
-        branches.append(undated.order_by(*order))
-    return branches
+) -> sa.Select[Any]:
+    """The rows of one filter with a value in ``column``, in index order."""
+    valued = sa.select(*_read(documents)).where(*conditions, column.is_not(None))
+    if start == "valued":
+        position = sa.tuple_(column, sessions.c.id)
+        after_id = sa.bindparam("after_id", type_=sessions.c.id.type)
+        bound = sa.tuple_(sa.bindparam("after_value", type_=column.type), after_id)
+        valued = valued.where(position < bound if ordering.descending else position > bound)
+    return valued.order_by(*_directed((column, sessions.c.id), ordering))
+
+
+def _null_branch(
+    conditions: list[sa.ColumnElement[bool]],
+    column: sa.Column[Any],
+    ordering: SessionOrdering,
+    start: _Start,
+    documents: bool,
+) -> sa.Select[Any]:
+    """The rows of one filter without a value in ``column``, in index order."""
+    undated = sa.select(*_read(documents)).where(*conditions, column.is_(None))
+    if start == "null":
+        after_id = sa.bindparam("after_id", type_=sessions.c.id.type)
+        undated = undated.where(
+            sessions.c.id < after_id if ordering.descending else sessions.c.id > after_id
+        )
+    # Ordered by the (all NULL) column too, the planner walks the same index
+    # as the valued branch; ordered by id alone, PostgreSQL may walk the
+    # primary key hoping to meet NULLs early, and read the whole table
+    # when the filter matches none.
+    return undated.order_by(*_directed((column, sessions.c.id), ordering))
 
 
 def _directed(

@@ -1,4 +1,5 @@
-"""Session rollups: per hour, day (UTC) and undated, status and workflow, kept by triggers.
+"""Session rollups: per hour, day (UTC) and undated, status and workflow, kept by triggers;
+and an index of started_at for the sessions with a duration (covering it on PostgreSQL).
 
 ``session_rollups`` sums the sessions of each (grain, bucket, status, workflow):
 their number, tokens and cost; ``session_model_rollups`` the plain-decimal entries of
@@ -80,10 +81,20 @@ def upgrade() -> None:
         _sqlite_triggers()
     else:
         _postgresql_triggers()
+    # A window's durations (exact percentiles): on PostgreSQL from the index alone.
+    op.create_index(
+        "ix_sessions_started_at_durations",
+        "sessions",
+        ["started_at"],
+        postgresql_include=["duration_seconds", "workflow_id", "status"],
+        postgresql_where=sa.text("duration_seconds IS NOT NULL"),
+        sqlite_where=sa.text("duration_seconds IS NOT NULL"),
+    )
     _backfill(sqlite)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sessions_started_at_durations", "sessions")
     if op.get_bind().dialect.name == "sqlite":
         for name in ("insert", "delete", "update"):
             op.execute(f"DROP TRIGGER sessions_rollups_{name}")
