@@ -324,9 +324,10 @@ async def test_statements_per_field_do_not_grow_with_the_sessions(
             "tools { toolName } } }"
         )
 
-    # overall: aggregates, percentiles, statuses, models; groups: aggregates, percentiles;
-    # series: its range, aggregates, percentiles, statuses, models; tools
-    assert len(seen) == 12
+    # overall: sums (from the rollups), durations, percentiles, statuses, models; groups:
+    # aggregates, percentiles; series: its range, sums, durations, percentiles, statuses,
+    # models; tools
+    assert len(seen) == 14
 
 
 @pytest.mark.parametrize(

@@ -24,13 +24,13 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.db import filtering, rollups
@@ -360,20 +360,16 @@ def _aggregates_statement(
     order: GroupOrder | None,
     plan: rollups.Plan | None,
 ) -> sa.Select[Any]:
-    """Count and totals per key, from the sessions with their durations, or (``plan``)
-    from the rollups, without."""
+    """Count and totals per key, from the sessions with their durations' measures, or
+    (``plan``) from the rollups, without."""
     if plan is None:
         keyed, conditions = _keyed(dialect, shape, grouping)
         rows = keyed.where(*conditions).subquery("keyed")
-        duration = sa.case((_finite(rows.c.duration_seconds), rows.c.duration_seconds))
         measures: list[sa.ColumnElement[Any]] = [
             sa.func.count().label("count"),
             *(_big_sum(rows.c[name]).label(name) for name in _TOKEN_COLUMNS),
             _cost_sum(dialect, rows.c.total_cost_usd).label("total_cost_usd"),
-            sa.func.count(duration).label("duration_count"),
-            sa.func.sum(_duration_units(dialect, duration)).label("duration_units"),
-            sa.func.min(duration).label("duration_min"),
-            sa.func.max(duration).label("duration_max"),
+            *_duration_measures(dialect, rows.c.duration_seconds),
         ]
     else:
         rows = _summed_rows(plan, dialect, shape, grouping)
@@ -381,7 +377,6 @@ def _aggregates_statement(
             _big_sum(rows.c.n).label("count"),
             *(_big_sum(rows.c[name]).label(name) for name in _TOKEN_COLUMNS),
             sa.func.coalesce(sa.func.sum(rows.c.total_cost_usd), 0).label("total_cost_usd"),
-            sa.literal(0).label("duration_count"),
         ]
     columns = [rows.c.key, *measures]
     source: sa.FromClause = rows
@@ -417,10 +412,11 @@ async def aggregates(
     use_rollups: bool = True,
 ) -> dict[Any, Aggregate]:
     """Per key (in ``order``, the ``first`` of them, when given): count, totals, and the
-    durations' count, mean and extremes (empty without ``durations``: then the rollups
-    may answer, unless not ``use_rollups``). ``params`` holds a time series' bounds."""
+    durations' count, mean and extremes. When the rollups answer (the scope allows it,
+    and ``use_rollups``), they give count and totals, and the durations (only with
+    ``durations``) are a second statement. ``params`` holds a time series' bounds."""
     dialect = _dialect(engine)
-    plan = None if durations else _plan(scope, grouping, params, use_rollups)
+    plan = _plan(scope, grouping, params, use_rollups)
     stmt = _aggregates_statement(scope.shape, dialect, grouping, order, plan)
     values = {**scope.params, **(params or {})}
     if order is not None:
@@ -428,24 +424,71 @@ async def aggregates(
     found = {}
     for row in await _rows(engine, stmt, values):
         fields = row._mapping
-        count = int(fields["duration_count"])
         found[fields["key"]] = Aggregate(
             count=int(fields["count"]),
             totals=Totals(
                 **{name: int(fields[name]) for name in _TOKEN_COLUMNS},
                 total_cost_usd=_cost_value(dialect, fields["total_cost_usd"]),
             ),
-            durations=Durations(
-                count,
-                _rounded(int(fields["duration_units"]) / count / DURATION_UNITS),
-                fields["duration_min"],
-                fields["duration_max"],
-            )
-            if count
-            else Durations(),
+            durations=_durations_of(fields) if plan is None else Durations(),
             name=fields.get("name"),
         )
+    if durations and plan is not None and found:
+        # Sums from the rollups, durations from the sessions that have one: on
+        # PostgreSQL, the partial index ix_sessions_started_at_durations alone.
+        durations_of = {
+            row._mapping["key"]: _durations_of(row._mapping)
+            for row in await _rows(
+                engine, _durations_statement(scope.shape, dialect, grouping), values
+            )
+        }
+        found = {
+            key: replace(aggregate, durations=durations_of.get(key, Durations()))
+            for key, aggregate in found.items()
+        }
     return found
+
+
+def _durations_of(fields: RowMapping) -> Durations:
+    count = int(fields["duration_count"])
+    if not count:
+        return Durations()
+    return Durations(
+        count,
+        _rounded(int(fields["duration_units"]) / count / DURATION_UNITS),
+        fields["duration_min"],
+        fields["duration_max"],
+    )
+
+
+def _duration_measures(
+    dialect: Dialect, duration_seconds: sa.ColumnElement[Any]
+) -> list[sa.ColumnElement[Any]]:
+    """The finite durations' count, exact sum (``DURATION_UNITS``), least and greatest."""
+    duration = sa.case((_finite(duration_seconds), duration_seconds))
+    return [
+        sa.func.count(duration).label("duration_count"),
+        sa.func.sum(_duration_units(dialect, duration)).label("duration_units"),
+        sa.func.min(duration).label("duration_min"),
+        sa.func.max(duration).label("duration_max"),
+    ]
+
+
+@functools.lru_cache(maxsize=128)
+def _durations_statement(
+    shape: _FilterShape, dialect: Dialect, grouping: Grouping
+) -> sa.Select[Any]:
+    """Per key, its durations' measures, read from the sessions with a duration only
+    (the predicate of ix_sessions_started_at_durations, which holds the columns the
+    scopes the rollups answer read)."""
+    keyed, conditions = _keyed(dialect, shape, grouping)
+    narrow = keyed.with_only_columns(
+        sessions.c.id, sessions.c.duration_seconds, keyed.selected_columns.key
+    )
+    rows = narrow.where(*conditions, sessions.c.duration_seconds.is_not(None)).subquery("keyed")
+    return sa.select(rows.c.key, *_duration_measures(dialect, rows.c.duration_seconds)).group_by(
+        rows.c.key
+    )
 
 
 # -- percentiles per key ---------------------------------------------------------------------
