@@ -42,8 +42,10 @@ STATS = """query($filter: SessionFilter) { sessionStats(filter: $filter) {
   byStatus { status count }
   costByModel { model costUsd }
   duration { count avgSeconds minSeconds maxSeconds p50Seconds p95Seconds }
+  durationAlone: duration { count avgSeconds minSeconds maxSeconds }
   groupBy(by: WORKFLOW, first: 10) { key label count totals { totalCostUsd totalTokens }
                                      duration { count avgSeconds maxSeconds p90Seconds } }
+  statusDurations: groupBy(by: STATUS) { key duration { count avgSeconds minSeconds } }
   statuses: groupBy(by: STATUS, first: 10, orderBy: {field: KEY, direction: ASC}) { key count }
 } }"""
 SERIES = """query($filter: SessionFilter, $bucket: TimeBucket!, $offset: Int, $from: DateTime,
@@ -51,6 +53,8 @@ SERIES = """query($filter: SessionFilter, $bucket: TimeBucket!, $offset: Int, $f
   timeSeries(bucket: $bucket, utcOffsetMinutes: $offset, from: $from, to: $to) {
     start end count totals { totalTokens totalCostUsd } byStatus { status count }
     costByModel { model costUsd } duration { count avgSeconds minSeconds p50Seconds } }
+  durations: timeSeries(bucket: $bucket, utcOffsetMinutes: $offset, from: $from, to: $to) {
+    start count duration { count avgSeconds maxSeconds } }
 } }"""
 
 

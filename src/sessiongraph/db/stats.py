@@ -449,7 +449,7 @@ async def aggregates(
     return found
 
 
-def _durations_of(fields: RowMapping) -> Durations:
+def _durations_of(fields: Mapping[Any, Any]) -> Durations:
     count = int(fields["duration_count"])
     if not count:
         return Durations()
@@ -546,6 +546,9 @@ def _sorted_ranks(inner: sa.Subquery) -> sa.Select[Any]:
             sa.func.array_agg(postgresql.aggregate_order_by(duration, duration))
             .filter(_finite(duration))
             .label("durations"),
+            sa.func.sum(_duration_units("postgresql", duration))
+            .filter(_finite(duration))
+            .label("duration_units"),
         )
         .where(duration.is_not(None))
         .group_by(inner.c.key)
@@ -564,6 +567,9 @@ def _sorted_ranks(inner: sa.Subquery) -> sa.Select[Any]:
             ranks.c.rank,
             durations[ranks.c.rank + 1].label("value"),  # arrays count from 1
             n.label("n"),
+            per_key.c.duration_units,
+            durations[1].label("duration_min"),
+            durations[n].label("duration_max"),
         )
         .select_from(per_key.join(ranks, sa.true()))
         .where(durations.is_not(None))  # a key without finite durations has no array
@@ -581,6 +587,11 @@ def _window_ranks(inner: sa.Subquery) -> sa.Select[Any]:
                 "rank"
             ),
             sa.func.count().over(partition_by=inner.c.key).label("n"),
+            sa.func.sum(_duration_units("sqlite", duration))
+            .over(partition_by=inner.c.key)
+            .label("duration_units"),
+            sa.func.min(duration).over(partition_by=inner.c.key).label("duration_min"),
+            sa.func.max(duration).over(partition_by=inner.c.key).label("duration_max"),
         )
         # ``+ 0``: no index may serve the finite check. It passes nearly every row,
         # yet SQLite took ix_sessions_duration_seconds for its two-sided range and read
@@ -589,7 +600,8 @@ def _window_ranks(inner: sa.Subquery) -> sa.Select[Any]:
         .subquery("ranked")
     )
     rank, n = ranked.c.rank, ranked.c.n
-    return sa.select(ranked.c.key, rank, ranked.c.value, n).where(
+    measures = (ranked.c.duration_units, ranked.c.duration_min, ranked.c.duration_max)
+    return sa.select(ranked.c.key, rank, ranked.c.value, n, *measures).where(
         sa.or_(*(rank == bound for bound in _bounding_ranks(n)))
     )
 
@@ -612,8 +624,9 @@ async def percentiles(
     *,
     params: Mapping[str, Any] | None = None,
     keys: Sequence[Any] | None = None,
-) -> dict[Any, dict[int, float]]:
-    """Per key (only ``keys``, when given), the percentiles of its finite durations."""
+) -> dict[Any, Durations]:
+    """Per key (only ``keys``, when given), its finite durations' measures with their
+    percentiles, read in one pass (a key without finite durations is left out)."""
     dialect = _dialect(engine)
     values = {**scope.params, **(params or {})}
     if keys is not None:
@@ -621,12 +634,19 @@ async def percentiles(
         values["null_key"] = None in keys
     stmt = _percentiles_statement(scope.shape, dialect, grouping, keys is not None)
     ranks: dict[Any, dict[int, float]] = defaultdict(dict)
-    sizes: dict[Any, int] = {}
+    measures: dict[Any, RowMapping] = {}
     for row in await _rows(engine, stmt, values):
         key, rank = row._mapping["key"], int(row._mapping["rank"])
         ranks[key][rank] = float(row._mapping["value"])
-        sizes[key] = int(row._mapping["n"])
-    return {key: percentiles_of(ranks[key], sizes[key]) for key in ranks}
+        measures[key] = row._mapping
+    found = {}
+    for key, fields in measures.items():
+        n = int(fields["n"])
+        found[key] = replace(
+            _durations_of({**fields, "duration_count": n}),
+            percentiles=percentiles_of(ranks[key], n),
+        )
+    return found
 
 
 def _triples(rows: Sequence[Row[Any]]) -> list[tuple[Any, Any, Any]]:

@@ -33,6 +33,7 @@ from sessiongraph.graphql.fields import (
     selected_on,
 )
 from sessiongraph.graphql.ordering import OrderDirection
+from sessiongraph.graphql.plan import FieldPlan
 from sessiongraph.graphql.scalars import BigInt
 from sessiongraph.graphql.types.session import ModelCost, SessionStatus
 from sessiongraph.graphql.types.tool import ToolUsage
@@ -113,8 +114,8 @@ class DurationStats:
         return display.format_duration_seconds(self.p99_seconds)
 
     @staticmethod
-    def of(durations: Durations, percentiles: Mapping[int, float] | None) -> DurationStats:
-        found = percentiles or {}
+    def of(durations: Durations) -> DurationStats:
+        found = durations.percentiles
         return DurationStats(
             count=durations.count,
             avg_seconds=durations.avg,
@@ -260,18 +261,33 @@ def _wants(info: Info, name: str) -> bool:
 def _wants_percentiles(info: Info) -> bool:
     """Whether a percentile (or its display) is selected on a DurationStats below."""
     field = field_plan(info)
-    if field is None:
-        return True
+    return field is None or _percentiles_below(field)
+
+
+def _percentiles_below(field: FieldPlan) -> bool:
     return any(
         (name := python_name(selected)) is not None and name[:1] == "p" and name[1:3].isdigit()
         for selected in selected_on(field, "DurationStats")
     )
 
 
+def _wants_durations_alone(info: Info) -> bool:
+    """Whether the ``duration`` of these stats is selected without percentiles: with
+    them, the percentiles' read gives every measure of the durations."""
+    field = field_plan(info)
+    if field is None:
+        return True
+    return any(
+        python_name(selected) == "duration" and not _percentiles_below(selected)
+        for selected in selected_on(field, "SessionStats")
+    )
+
+
 @strawberry.type(description="What the sessions a filter matches add up to.")
 class SessionStats:
     _scope: strawberry.Private[Scope]
-    #: Whether ``duration`` is selected: else count and totals may come from the rollups.
+    #: Whether ``duration`` is selected without percentiles: count and totals then come
+    #: with the durations' measures (from the rollups, a second statement).
     _durations: strawberry.Private[bool] = True
     #: Whether sums may be read from the rollups (``Settings.stats_rollups``).
     _rollups: strawberry.Private[bool] = True
@@ -285,7 +301,7 @@ class SessionStats:
         """The stats of ``scope`` for the ``sessionStats`` field of ``info``."""
         return SessionStats(
             _scope=scope,
-            _durations=_wants(info, "duration"),
+            _durations=_wants_durations_alone(info),
             _rollups=info.context.settings.stats_rollups,
         )
 
@@ -316,13 +332,9 @@ class SessionStats:
     @strawberry.field(description="Their run times.", metadata=AGGREGATE)
     async def duration(self, info: Info) -> DurationStats:
         if not _wants_percentiles(info):
-            return DurationStats.of((await self._overall(info)).durations, None)
-        # The percentiles' read runs beside the others (a scope without durations finds
-        # no rows in it).
-        overall, percentiles = await asyncio.gather(
-            self._overall(info), stats.percentiles(info.context.engine, self._scope)
-        )
-        return DurationStats.of(overall.durations, percentiles.get(None))
+            return DurationStats.of((await self._overall(info)).durations)
+        found = await stats.percentiles(info.context.engine, self._scope)
+        return DurationStats.of(found.get(None, Durations()))
 
     @strawberry.field(
         description="Sessions per status: every status in order, zeros included.",
@@ -372,10 +384,10 @@ class SessionStats:
                 order.direction is OrderDirection.DESC,
             ),
             first=first,
-            durations=_wants(info, "duration"),
+            durations=_wants(info, "duration") and not _wants_percentiles(info),
             use_rollups=self._rollups,
         )
-        percentiles = {}
+        percentiles: dict[Any, Durations] = {}
         if found and _wants_percentiles(info):
             percentiles = await stats.percentiles(engine, self._scope, grouping, keys=list(found))
         return [
@@ -384,7 +396,7 @@ class SessionStats:
                 label=_group_label(by, key, aggregate.name),
                 count=aggregate.count,
                 totals=UsageTotals.of(aggregate.totals),
-                duration=DurationStats.of(aggregate.durations, percentiles.get(key)),
+                duration=DurationStats.of(percentiles.get(key, aggregate.durations)),
             )
             for key, aggregate in found.items()
         ]
@@ -448,20 +460,23 @@ class SessionStats:
         def when(names: set[str], work: Callable[[], Awaitable[dict[Any, Any]]]) -> Any:
             return work() if "*" in wanted or wanted & names else none()
 
+        # With percentiles, their read gives every measure of the durations.
+        ranked = _wants_percentiles(info)
+        durations = {"duration"} if not ranked else set()
         aggregates, percentiles, statuses, models = await asyncio.gather(
             when(
-                {"count", "totals", "duration"},
+                {"count", "totals"} | durations,
                 lambda: stats.aggregates(
                     engine,
                     scope,
                     grouping,
                     params=params,
-                    durations=bool(wanted & {"*", "duration"}),
+                    durations=bool(wanted & ({"*"} | durations)),
                     use_rollups=self._rollups,
                 ),
             ),
             when(
-                {"duration"} if _wants_percentiles(info) else set(),
+                {"duration"} if ranked else set(),
                 lambda: stats.percentiles(engine, scope, grouping, params=params),
             ),
             when(
@@ -489,7 +504,7 @@ class SessionStats:
                     totals=UsageTotals.of(aggregate.totals),
                     by_status=_status_counts(statuses.get(key)),
                     cost_by_model=_model_costs(models.get(key)),
-                    duration=DurationStats.of(aggregate.durations, percentiles.get(key)),
+                    duration=DurationStats.of(percentiles.get(key, aggregate.durations)),
                 )
             )
         return buckets
