@@ -99,7 +99,7 @@ import sqlalchemy as sa
 from sessiongraph.app import create_app
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate
-from sessiongraph.db.engine import create_engine
+from sessiongraph.db.engine import create_engine, server_settings
 from sessiongraph.db.queries import Keyset
 from sessiongraph.graphql.cursors import CursorCodec
 
@@ -1258,7 +1258,11 @@ async def run_size(
     ops_range = (2, 8) if size >= 1_000_000 else (10, 30)
     set_anchor(datetime.now(UTC))
     say(f"\n=== {size:,} sessions (~{sum(ops_range) // 2} operations each) ===")
-    conn = await asyncpg.connect(_raw(url))
+    # The statements timed alone run with the server's own session settings (but no
+    # statement timeout: this connection loads the data too).
+    conn = await asyncpg.connect(
+        _raw(url), server_settings=server_settings(Settings(statement_timeout_ms=0))
+    )
     summary: list[str] = []
     try:
         load_report = await load(conn, size, ops_range, args.seed)

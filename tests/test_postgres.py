@@ -49,6 +49,15 @@ async def test_statement_timeout_is_a_clear_error_and_frees_the_connection(
         assert after.json() == {"data": {"sessions": {"totalCount": 0}}, "extensions": cost(50)}
 
 
+@pytest.mark.postgres_only
+async def test_connections_never_compile_statements(engine: AsyncEngine) -> None:
+    # A page the planner overestimates would cross jit_above_cost and be compiled
+    # first, for far longer than it runs.
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.text("SHOW jit"))).scalar_one() == "off"
+        assert (await conn.execute(sa.text("SHOW timezone"))).scalar_one() == "UTC"
+
+
 @pytest.fixture
 async def both_apps(postgres_url: str, tmp_path: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
     """The same demo data behind an app on SQLite and an app on PostgreSQL."""

@@ -30,16 +30,28 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, echo=settings.echo_sql, **pool)
         sa.event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
-    server_settings = {
-        "application_name": "sessiongraph",
-        "statement_timeout": str(settings.statement_timeout_ms),
-        "timezone": "UTC",
-    }
     engine = create_async_engine(
-        url, echo=settings.echo_sql, connect_args={"server_settings": server_settings}, **pool
+        url,
+        echo=settings.echo_sql,
+        connect_args={"server_settings": server_settings(settings)},
+        **pool,
     )
     sa.event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     return engine
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    """The PostgreSQL settings of every connection the server opens."""
+    return {
+        "application_name": "sessiongraph",
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "timezone": "UTC",
+        # A page's statement stops at its LIMIT, but the planner may cost it as if it
+        # read every row it might (no statistics of how the conditions combine), and
+        # past jit_above_cost it compiles the statement first: 50-150 ms for a 10 ms
+        # read. Nothing this server runs is long enough to gain from it.
+        "jit": "off",
+    }
 
 
 def _replace_if_closed(_dbapi_connection: Any, _record: Any, proxy: Any) -> None:
