@@ -614,9 +614,9 @@ def _session_row(record: dict[str, Any], json_depth: int) -> dict[str, Any]:
     if not session_id:
         raise Malformed("`id` is missing")
     check_id(session_id, "id")
-    # Depth: as the reader bounded it; each stored value's is checked on its own below.
+    # Depth: the reader's bound, never met here; each stored value's is checked below.
     fields = {key: value for key, value in record.items() if key != "operations"}
-    check_json(fields, "session", max_depth=json_depth + _RECORD_LEVELS)
+    check_json(fields, "session", max_depth=json_depth + _LINE_LEVELS)
     status = _text(record.get("status"), "status")
     if status not in SESSION_STATUSES:
         raise Malformed(f"unknown status {status!r}")
@@ -677,7 +677,7 @@ def _operation_row(record: Any, session_id: str, json_depth: int) -> dict[str, A
     if not operation_id or not operation_type:
         raise Malformed("`operation_id` and `operation_type` are required")
     check_id(operation_id, "operation_id")
-    check_json(record, "operation", max_depth=json_depth + _RECORD_LEVELS)
+    check_json(record, "operation", max_depth=json_depth + _LINE_LEVELS)  # as for the session
     git = record.get("git")
     if git is not None and not isinstance(git, dict):
         raise Malformed("`git` must be an object")
