@@ -335,6 +335,33 @@ async def url(app: Starlette) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(
+            b'{"query": "{ sessions { totalCount } }", "variables": {"x": "\\ud800"}}',
+            "The request body holds a lone UTF-16 surrogate (\\ud800 to \\udfff), not Unicode text",
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            b'{"query": "{ sessions { totalCount } }", "variables": {"x": "\xff"}}',
+            "The request body is not UTF-8 text",
+            id="not-utf8",
+        ),
+    ],
+)
+async def test_a_body_that_is_not_unicode_is_a_400_saying_why(
+    http: httpx.AsyncClient, content: bytes, message: str
+) -> None:
+    response = await http.post(
+        "/graphql", content=content, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error == {"message": message, "extensions": {"code": "BAD_USER_INPUT"}}
+
+
 async def test_a_lone_surrogate_in_websocket_variables_is_that_operations_error(
     url: str, gql: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:

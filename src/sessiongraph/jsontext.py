@@ -56,13 +56,13 @@ def decode(text: str | bytes, *, max_depth: int) -> Any:
         message = str(error)
         if message.startswith("depth limit exceeded"):
             raise Refused(_too_deep(max_depth)) from None
+        if message.startswith("str is not valid UTF-8"):  # it says "surrogates" too
+            raise Refused("is not UTF-8 text") from None
         if "surrogate" in message:
             raise Refused(
                 "holds a lone UTF-16 surrogate (\\ud800 to \\udfff), not Unicode text",
                 surrogate=True,
             ) from None
-        if "UTF-8" in message:
-            raise Refused("is not UTF-8 text") from None
         raise Refused(f"is not valid JSON ({message})") from None
     if nesting_exceeds(text, max_depth):
         raise Refused(_too_deep(max_depth))
