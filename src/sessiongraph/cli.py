@@ -351,6 +351,7 @@ def import_command(args: argparse.Namespace) -> int:
                 progress=show,
                 on_skip=skipped,
                 max_record_bytes=args.max_record_mb * 2**20,
+                max_json_depth=settings.max_json_depth,
             )
         finally:
             await engine.dispose()

@@ -7,8 +7,11 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sessiongraph.inputs import MAX_JSON_DEPTH
+from sessiongraph.jsontext import READABLE_DEPTH
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sessiongraph.db"
 
@@ -114,7 +117,23 @@ class Settings(BaseSettings):
         default=50_000, ge=100, description="Longest query text accepted, in characters."
     )
     max_body_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body, or WebSocket message, accepted.",
+    )
+    max_json_depth: int = Field(
+        default=MAX_JSON_DEPTH,
+        ge=1,
+        le=READABLE_DEPTH,
+        description="Deepest nesting of a JSON value stored (metadata, toolInput, git) "
+        "by a mutation or an import; {} and [] are one level.",
+    )
+    max_request_json_depth: int = Field(
+        default=128,
+        ge=16,
+        le=512,
+        description="Deepest nesting of a request body, a GET's variables or extensions, "
+        "or a WebSocket message as a whole; checked before any other parsing.",
     )
     batching: bool = Field(default=False, description="Accept a JSON array of operations.")
     max_batch_operations: int = Field(
@@ -162,6 +181,17 @@ class Settings(BaseSettings):
         description="Answer sessionStats sums over long windows from the hourly and daily "
         "rollups the database keeps (same results, flat cost); off sums the sessions.",
     )
+
+    @model_validator(mode="after")
+    def _room_for_stored_json(self) -> Settings:
+        # A stored value travels in a body: {"variables": {"ops": [{"toolInput": ...}]}}
+        # wraps it in 4 levels, a batch in one more.
+        if self.max_request_json_depth < self.max_json_depth + 8:
+            raise ValueError(
+                f"max_request_json_depth ({self.max_request_json_depth}) must be at least "
+                f"max_json_depth + 8 ({self.max_json_depth + 8}): a body wraps stored values"
+            )
+        return self
 
     @field_validator("token_sha256", "read_only_token_sha256", "cors_origins", mode="before")
     @classmethod

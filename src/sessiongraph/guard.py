@@ -1,16 +1,19 @@
 """Checks made before GraphQL sees a request: the token, the body size, the shape of
 the JSON, and whether a batch is allowed. Refusals are JSON bodies in the GraphQL
-error shape. The JSON is decoded here once; the view reuses what was read."""
+error shape. The JSON is decoded here once; the view reuses what was read.
+
+WebSocket messages go through the same decoding (``message_value``), with the same
+limits on size and nesting."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from graphql import GraphQLError
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -20,6 +23,7 @@ from sessiongraph.auth import Access, Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.errors import limit_reached
+from sessiongraph.jsontext import Refused, decode
 
 #: The ASGI scope key the granted ``Access`` travels under.
 ACCESS_KEY = "sessiongraph.access"
@@ -127,6 +131,7 @@ class RequestGuard:
         so the GraphQL view only ever sees well-formed operations; what it decoded goes
         into ``decoded``.
         """
+        depth = self.settings.max_request_json_depth
         if scope["method"] == "GET":
             params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             operation: dict[str, Any] = dict(params)
@@ -134,16 +139,16 @@ class RequestGuard:
                 if name in params:
                     try:
                         text = params[name]
-                        operation[name] = _loads(text, decoded) if text else None
-                    except orjson.JSONDecodeError:
-                        return _bad(f"`{name}` is not valid JSON")
+                        operation[name] = _loads(text, decoded, depth) if text else None
+                    except Refused as refused:
+                        return _bad(f"`{name}` {refused.reason}")
             return self._operation_refusal(operation)
         if "json" not in headers.get("content-type", "").lower():
             return None  # the view refuses other content types itself
         try:
-            data = _loads(body, decoded)
-        except orjson.JSONDecodeError:
-            return _bad("The request body is not valid JSON (UTF-8, nested at most 1024 deep)")
+            data = _loads(body, decoded, depth)
+        except Refused as refused:
+            return _bad(f"The request body {refused.reason}")
         if isinstance(data, dict):
             return self._operation_refusal(data)
         if not isinstance(data, list):
@@ -210,14 +215,30 @@ def _bad(message: str) -> JSONResponse:
     return error_response(400, message, ErrorCode.BAD_USER_INPUT)
 
 
-def _loads(text: str | bytes, decoded: dict[str | bytes, Any]) -> Any:
-    """``orjson.loads``; the value goes into ``decoded`` when the standard library would
-    read the same from ``text``."""
-    value = orjson.loads(text)
+def _loads(text: str | bytes, decoded: dict[str | bytes, Any], max_depth: int) -> Any:
+    """The strict decoding of ``text`` (``jsontext.decode``: ``Refused`` when it is not
+    JSON, not UTF-8, or nested more than ``max_depth``); the value goes into ``decoded``
+    when the standard library would read the same from ``text``."""
+    value = decode(text, max_depth=max_depth)
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _LONG_NUMBER not in raw.translate(_DIGITS_TO_ZERO):
         decoded[text] = value
     return value
+
+
+def message_value(text: str, settings: Settings) -> Any:
+    """A WebSocket message's value, checked as a request body is (its size, then
+    ``_loads``), and read as Strawberry reads a body: ``Refused`` if it is not one."""
+    limit = settings.max_body_bytes
+    if len(text) > limit or (
+        len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+    ):
+        raise Refused(f"is over {limit} bytes")
+    decoded: dict[str | bytes, Any] = {}
+    value = _loads(text, decoded, settings.max_request_json_depth)
+    # Past 64 bits, integers are read as the standard library reads them, as in a body:
+    # safely, the nesting is bounded by now.
+    return value if decoded else json.loads(text)
 
 
 def decoded_json() -> Mapping[str | bytes, Any]:

@@ -35,6 +35,7 @@ from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions
 from sessiongraph.db.writes import TERMINAL_STATUSES, dialect_insert, upsert_workflows
 from sessiongraph.errors import BadUserInput
 from sessiongraph.inputs import (
+    MAX_JSON_DEPTH,
     check_id,
     check_json,
     check_money,
@@ -42,14 +43,13 @@ from sessiongraph.inputs import (
     parse_datetime,
     parse_decimal,
 )
+from sessiongraph.jsontext import deeper_than, nesting_exceeds
 
-#: How deeply a stored JSON value (``metadata``, ``tool_input``, ``git``) may nest: ``{}``
-#: and ``[]`` are one level, ``{"a": []}`` two.
-MAX_JSON_DEPTH = 64
-#: A record's own levels above its stored values: the session, its operations, one operation.
-_RECORD_DEPTH = MAX_JSON_DEPTH + 3
+#: A record's own levels above its stored values (``metadata``, ``tool_input``, ``git``,
+#: nested at most ``max_json_depth``): the session, its operations, one operation.
+_RECORD_LEVELS = 3
 #: A JSON Lines line may wrap its records in a list or in ``{"sessions": [...]}``.
-_LINE_DEPTH = _RECORD_DEPTH + 2
+_LINE_LEVELS = _RECORD_LEVELS + 2
 #: Token counts are GraphQL ``Int``s: a larger one could be stored but never read back.
 MAX_TOKEN_COUNT = GRAPHQL_MAX_INT
 #: A line of JSON Lines, or a record of a document, larger than this is skipped unread.
@@ -111,13 +111,13 @@ class ImportReport:
 Read = tuple[str, Any, int]
 
 _CHUNK = 2**20
-_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
 #: A \\uD800-\\uDFFF escape: the value may hold a lone surrogate, which is not Unicode text.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def read_records(path: Path, *, max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[Read]:
+def read_records(
+    path: Path, *, max_record_bytes: int = MAX_RECORD_BYTES, max_json_depth: int = MAX_JSON_DEPTH
+) -> Iterator[Read]:
     """The records of a file, in file order; a record that cannot be read is a Malformed.
 
     A file is one JSON document when its first line starts a list or an object and
@@ -126,14 +126,18 @@ def read_records(path: Path, *, max_record_bytes: int = MAX_RECORD_BYTES) -> Ite
     a line holds several) in JSON Lines, ``record N at line L`` in a document (``record
     N`` when it is on one line).
     """
-    layout = _layout(path, max_record_bytes)
+    layout = _layout(path, max_record_bytes, max_json_depth + _LINE_LEVELS)
     if layout == "json-lines":
-        yield from _json_lines_records(path, max_record_bytes)
+        yield from _json_lines_records(path, max_record_bytes, max_json_depth)
     else:
-        yield from _document_records(path, max_record_bytes, one_line=layout == "one-line")
+        yield from _document_records(
+            path, max_record_bytes, max_json_depth, one_line=layout == "one-line"
+        )
 
 
-def _layout(path: Path, limit: int) -> Literal["json-lines", "one-line", "document"]:
+def _layout(
+    path: Path, limit: int, line_depth: int
+) -> Literal["json-lines", "one-line", "document"]:
     """How the file is laid out, from the first two lines that are not blank (of each,
     at most a chunk is held)."""
     found: list[tuple[bytes, bool]] = []
@@ -148,42 +152,26 @@ def _layout(path: Path, limit: int) -> Literal["json-lines", "one-line", "docume
     (first, first_whole), second = found[0], found[1] if len(found) == 2 else None
     if second is None:
         return "one-line"  # streamed, whatever its length
-    if not first_whole or not _unfinished(first):
+    if not first_whole or not _unfinished(first, line_depth):
         return "json-lines"
     text, whole = second
-    return "json-lines" if whole and _complete(text) else "document"
-
-
-def _nesting_exceeds(text: str, limit: int) -> bool:
-    """Whether brackets outside strings nest deeper than ``limit`` (a scan, no parsing)."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth = 0
-    for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        if bracket in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
+    return "json-lines" if whole and _complete(text, line_depth) else "document"
 
 
 def _no_constants(name: str) -> Any:
     raise Malformed(f"{name} is not a JSON value any database stores")
 
 
-def _parse(text: str, *, depth_limit: int | None, first_line: int | None = None) -> Any:
+def _parse(
+    text: str, *, depth_limit: int | None, json_depth: int, first_line: int | None = None
+) -> Any:
     """The JSON value of ``text``; Malformed if it is not one this importer stores.
 
     ``depth_limit`` None: the caller has checked the nesting already. ``first_line``:
     where ``text`` starts in a document, so that an error names its line.
     """
-    if depth_limit is not None and _nesting_exceeds(text, depth_limit):
-        raise Malformed(
-            f"nested more than {depth_limit} levels deep "
-            f"(stored JSON values may nest {MAX_JSON_DEPTH})"
-        )
+    if depth_limit is not None and nesting_exceeds(text, depth_limit):
+        raise Malformed(_too_deep(depth_limit, json_depth))
     try:
         value = json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as error:
@@ -207,6 +195,10 @@ def _parse(text: str, *, depth_limit: int | None, first_line: int | None = None)
                 "holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff), not Unicode text"
             ) from None
     return value
+
+
+def _too_deep(levels: int, json_depth: int) -> str:
+    return f"nested more than {levels} levels deep (stored JSON values may nest {json_depth})"
 
 
 def _sessions_in(document: Any) -> list[Any]:
@@ -239,7 +231,8 @@ def _decoded(line: bytes) -> str:
         raise Malformed(f"not UTF-8 text: byte {error.start + 1} is not valid") from None
 
 
-def _json_lines_records(path: Path, limit: int) -> Iterator[Read]:
+def _json_lines_records(path: Path, limit: int, json_depth: int) -> Iterator[Read]:
+    line_depth = json_depth + _LINE_LEVELS
     with path.open("rb") as file:
         for number, line, whole in _lines(file, limit):
             where = f"line {number}"
@@ -249,7 +242,9 @@ def _json_lines_records(path: Path, limit: int) -> Iterator[Read]:
             if not line.strip():
                 continue
             try:
-                records = _sessions_in(_parse(_decoded(line), depth_limit=_LINE_DEPTH))
+                records = _sessions_in(
+                    _parse(_decoded(line), depth_limit=line_depth, json_depth=json_depth)
+                )
             except Malformed as error:
                 yield where, error, len(line)
                 continue
@@ -261,13 +256,13 @@ def _json_lines_records(path: Path, limit: int) -> Iterator[Read]:
                 yield f"{where}, record {index}", record, size
 
 
-def _unfinished(line: bytes) -> bool:
+def _unfinished(line: bytes, line_depth: int) -> bool:
     """Whether ``line`` is the start of a JSON value that goes on past it."""
     try:
         text = _decoded(line)
     except Malformed:
         return False
-    if _nesting_exceeds(text, _LINE_DEPTH):
+    if nesting_exceeds(text, line_depth):
         return False
     try:
         json.loads(text)
@@ -278,10 +273,10 @@ def _unfinished(line: bytes) -> bool:
     return False
 
 
-def _complete(line: bytes) -> bool:
+def _complete(line: bytes, line_depth: int) -> bool:
     """Whether ``line`` is a JSON value by itself."""
     try:
-        _parse(_decoded(line), depth_limit=_LINE_DEPTH)
+        _parse(_decoded(line), depth_limit=line_depth, json_depth=line_depth)
     except Malformed:
         return False
     return True
@@ -315,8 +310,11 @@ class _Cursor:
     record being read), which is kept until it outgrows ``limit`` (``oversize``).
     """
 
-    def __init__(self, file: TextIO, limit: int, *, one_line: bool) -> None:
+    def __init__(self, file: TextIO, limit: int, json_depth: int, *, one_line: bool) -> None:
         self.file, self.limit, self.one_line = file, limit, one_line
+        self.json_depth = json_depth
+        #: How deeply a record may nest: its own levels, then its stored values'.
+        self.record_depth = json_depth + _RECORD_LEVELS
         self.text, self.pos = "", 0
         self.mark: int | None = None
         self.oversize = False
@@ -465,9 +463,9 @@ class _Cursor:
             text, pos = self.text, self.pos
 
 
-def _document_records(path: Path, limit: int, *, one_line: bool) -> Iterator[Read]:
+def _document_records(path: Path, limit: int, json_depth: int, *, one_line: bool) -> Iterator[Read]:
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as file:
-        cursor = _Cursor(file, limit, one_line=one_line)
+        cursor = _Cursor(file, limit, json_depth, one_line=one_line)
         try:
             if cursor.peek() == "\ufeff":
                 cursor.pos += 1
@@ -500,7 +498,7 @@ def _listed_records(cursor: _Cursor) -> Iterator[Read]:
         where = cursor.record(index, line)
         cursor.keep()
         try:
-            deep = cursor.skip_value(_RECORD_DEPTH)
+            deep = cursor.skip_value(cursor.record_depth)
         except _Broken as broken:
             raise _Broken(broken.reason, broken.line, where) from None
         yield _document_record(where, cursor, line, deep=deep)
@@ -532,7 +530,7 @@ def _object_records(cursor: _Cursor) -> Iterator[Read]:
             cursor.pos += 1
             yield from _listed_records(cursor)
         else:
-            deep = cursor.skip_value(_RECORD_DEPTH - 1) or deep
+            deep = cursor.skip_value(cursor.record_depth - 1) or deep
     if not listed:
         yield _document_record(cursor.record(1, line), cursor, line, deep=deep)
 
@@ -543,12 +541,12 @@ def _document_record(where: str, cursor: _Cursor, line: int, *, deep: bool) -> R
     if oversize or text is None:
         return where, Malformed(f"larger than {cursor.limit:,} characters"), 0
     if deep:
-        reason = f"nested more than {_RECORD_DEPTH} levels deep"
-        return where, Malformed(f"{reason} (stored JSON values may nest {MAX_JSON_DEPTH})"), 0
+        return where, Malformed(_too_deep(cursor.record_depth, cursor.json_depth)), 0
     if _UNDECODED.search(text):
         return where, Malformed("not UTF-8 text"), len(text)
     try:
-        return where, _parse(text, depth_limit=None, first_line=line), len(text)
+        parsed = _parse(text, depth_limit=None, json_depth=cursor.json_depth, first_line=line)
+        return where, parsed, len(text)
     except Malformed as error:
         return where, error, len(text)
 
@@ -570,12 +568,12 @@ class _Entry:
     size: int = 0
 
 
-def _entry(where: str, record: Any, size: int) -> _Entry:
+def _entry(where: str, record: Any, size: int, json_depth: int) -> _Entry:
     entry = _Entry(where, size=size)
     try:
         if isinstance(record, Malformed):
             raise record
-        _read_session(entry, record)
+        _read_session(entry, record, json_depth)
     except Malformed as error:
         entry.row, entry.notes = None, [str(error)]
     except BadUserInput as error:
@@ -583,10 +581,10 @@ def _entry(where: str, record: Any, size: int) -> _Entry:
     return entry
 
 
-def _read_session(entry: _Entry, record: Any) -> None:
+def _read_session(entry: _Entry, record: Any, json_depth: int) -> None:
     if not isinstance(record, dict):
         raise Malformed("a session record must be a JSON object")
-    row = _session_row(record)
+    row = _session_row(record, json_depth)
     workflow_name = _text(record.get("workflow_name"), "workflow_name")
     ops = record.get("operations") or []
     if not isinstance(ops, list):
@@ -595,7 +593,7 @@ def _read_session(entry: _Entry, record: Any) -> None:
     first_index: dict[str, int] = {}
     for index, operation in enumerate(ops):
         try:
-            op = _operation_row(operation, row["id"])
+            op = _operation_row(operation, row["id"], json_depth)
         except (Malformed, BadUserInput) as error:
             reason = error.message if isinstance(error, BadUserInput) else str(error)
             entry.notes.append(f"session {row['id']}, operation #{index}: {reason}")
@@ -611,12 +609,14 @@ def _read_session(entry: _Entry, record: Any) -> None:
     entry.row, entry.operations, entry.workflow_name = row, rows, workflow_name
 
 
-def _session_row(record: dict[str, Any]) -> dict[str, Any]:
+def _session_row(record: dict[str, Any], json_depth: int) -> dict[str, Any]:
     session_id = _text(record.get("id"), "id")
     if not session_id:
         raise Malformed("`id` is missing")
     check_id(session_id, "id")
-    check_json({key: value for key, value in record.items() if key != "operations"}, "session")
+    # Depth: the reader's bound, never met here; each stored value's is checked below.
+    fields = {key: value for key, value in record.items() if key != "operations"}
+    check_json(fields, "session", max_depth=json_depth + _LINE_LEVELS)
     status = _text(record.get("status"), "status")
     if status not in SESSION_STATUSES:
         raise Malformed(f"unknown status {status!r}")
@@ -645,7 +645,7 @@ def _session_row(record: dict[str, Any]) -> dict[str, Any]:
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise Malformed("`metadata` must be an object")
-    _check_depth(metadata, "metadata")
+    _check_depth(metadata, "metadata", json_depth)
     repos = record.get("repos") or []
     if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
         raise Malformed("`repos` must be a list of strings")
@@ -669,7 +669,7 @@ def _session_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _operation_row(record: Any, session_id: str) -> dict[str, Any]:
+def _operation_row(record: Any, session_id: str, json_depth: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise Malformed("an operation must be a JSON object")
     operation_id = _text(record.get("operation_id"), "operation_id")
@@ -677,18 +677,18 @@ def _operation_row(record: Any, session_id: str) -> dict[str, Any]:
     if not operation_id or not operation_type:
         raise Malformed("`operation_id` and `operation_type` are required")
     check_id(operation_id, "operation_id")
-    check_json(record, "operation")
+    check_json(record, "operation", max_depth=json_depth + _LINE_LEVELS)  # as for the session
     git = record.get("git")
     if git is not None and not isinstance(git, dict):
         raise Malformed("`git` must be an object")
     flat = {key: record[name] for name, key in _FLAT_GIT.items() if record.get(name) is not None}
     if git is None and flat:
         git = flat
-    _check_depth(git, "git")
+    _check_depth(git, "git", json_depth)
     tool_input = record.get("tool_input")
     if tool_input is not None and not isinstance(tool_input, dict):
         tool_input = {"raw": tool_input if isinstance(tool_input, str) else json.dumps(tool_input)}
-    _check_depth(tool_input, "tool_input")
+    _check_depth(tool_input, "tool_input", json_depth)
     success = record.get("success", True)
     if success is not None and not isinstance(success, bool):
         raise Malformed("`success` must be true or false")
@@ -707,19 +707,9 @@ def _operation_row(record: Any, session_id: str) -> dict[str, Any]:
     }
 
 
-def _depth(value: Any) -> int:
-    """Levels of nesting: 0 for a scalar, 1 for ``[]`` or ``{"a": 1}``. The reader has
-    bounded the nesting already, so the recursion is shallow."""
-    if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max(map(_depth, value), default=0)
-    return 0
-
-
-def _check_depth(value: Any, name: str) -> None:
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise Malformed(f"`{name}` nests more than {MAX_JSON_DEPTH} levels deep")
+def _check_depth(value: Any, name: str, json_depth: int) -> None:
+    if deeper_than(value, json_depth):
+        raise Malformed(f"`{name}` nests more than {json_depth} levels deep")
 
 
 def _text(value: Any, name: str) -> str | None:
@@ -807,9 +797,11 @@ async def import_file(
     progress: Callable[[ImportReport], None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    max_json_depth: int = MAX_JSON_DEPTH,
 ) -> ImportReport:
     """Import ``path``; each record or operation left out is passed to ``on_skip`` in file
-    order, as soon as the batch holding it is written."""
+    order, as soon as the batch holding it is written. Stored JSON values may nest
+    ``max_json_depth`` levels (``Settings.max_json_depth``)."""
     report = ImportReport()
 
     async def flush(batch: _Batch) -> None:
@@ -825,8 +817,9 @@ async def import_file(
             progress(report)
 
     batch = _Batch()
-    for where, record, size in read_records(path, max_record_bytes=max_record_bytes):
-        entry = _entry(where, record, size)
+    records = read_records(path, max_record_bytes=max_record_bytes, max_json_depth=max_json_depth)
+    for where, record, size in records:
+        entry = _entry(where, record, size, max_json_depth)
         # A session given again is decided against what its first record stored.
         if entry.row is not None and entry.row["id"] in batch.session_ids:
             await flush(batch)

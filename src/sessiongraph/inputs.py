@@ -19,6 +19,9 @@ from typing import Any
 from sessiongraph.errors import BadUserInput
 
 MAX_ID_LENGTH = 128
+#: How deeply a stored JSON value (``metadata``, ``toolInput``, ``git``) may nest by
+#: default: ``Settings.max_json_depth``.
+MAX_JSON_DEPTH = 64
 MAX_COUNT = 2**63 - 1  # BIGINT
 #: Tool names key the per-session tool usage: PostgreSQL indexes keys of up to ~2,700 bytes.
 MAX_TOOL_NAME_LENGTH = 512
@@ -51,19 +54,30 @@ def check_tool_name(value: str | None, field: str) -> str | None:
     return value
 
 
-def check_json(value: Any, field: str) -> Any:
-    """A JSON value every database stores alike: no NUL, no NaN or infinity."""
-    if isinstance(value, str):
-        check_text(value, field)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise BadUserInput(f"`{field}` must not contain NaN or infinity", field=field)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_text(key, field)
-            check_json(item, f"{field}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_json(item, f"{field}[{index}]")
+def check_json(value: Any, field: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """A JSON value every database stores alike and every read gives back: no NUL, no
+    NaN or infinity, nested at most ``max_depth`` levels (``{}`` and ``[]`` are one,
+    ``{"a": []}`` two). A walk with a stack, not recursion: the value may come nested
+    deeper than Python recurses."""
+    pending: list[tuple[Any, str, int]] = [(value, field, 1)]
+    while pending:
+        item, at, level = pending.pop()
+        if isinstance(item, str):
+            check_text(item, at)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BadUserInput(f"`{at}` must not contain NaN or infinity", field=at)
+        elif isinstance(item, dict | list):
+            if level > max_depth:
+                raise BadUserInput(
+                    f"`{field}` nests more than {max_depth} levels deep", field=field
+                )
+            if isinstance(item, dict):
+                for key in item:
+                    check_text(key, at)
+                children = [(child, f"{at}.{key}", level + 1) for key, child in item.items()]
+            else:
+                children = [(child, f"{at}[{i}]", level + 1) for i, child in enumerate(item)]
+            pending.extend(reversed(children))  # in order, as the client wrote them
     return value
 
 

@@ -31,6 +31,20 @@ def as_int(value: Any) -> int | None:
     return number if -(2**31) <= number < 2**31 else None
 
 
+#: GraphQL's Int: 32 bits, signed.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+def saturated_int(value: Any) -> Any:
+    """A stored count as an ``Int`` field gives it: beyond the Int's range, its nearest
+    bound (2,147,483,647 for more), so that the field, and the page holding it, never
+    fail. Writes refuse such counts; a row SQL wrote may still hold one. Anything else
+    (None, an int in range) as it is."""
+    if type(value) is int and not INT_MIN <= value <= INT_MAX:
+        return INT_MAX if value > 0 else INT_MIN
+    return value
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from sessiongraph.jsontext import load_stored
+
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """A timestamp stored in UTC and always read back timezone-aware.
@@ -84,7 +86,9 @@ class JSONDocument(sa.TypeDecorator[Any]):
     """A JSON value: JSONB on PostgreSQL, JSON text on SQLite. Python None is SQL NULL.
 
     SQLite cannot stop another writer from storing text that is not JSON; such
-    a value is read back as the plain string instead of failing the whole row.
+    a value is read back as the plain string instead of failing the whole row. A value
+    nested too deeply to read back is a placeholder (``jsontext.load_stored``, which
+    the engine gives PostgreSQL's driver too).
     """
 
     impl = sa.JSON(none_as_null=True)
@@ -106,7 +110,7 @@ class JSONDocument(sa.TypeDecorator[Any]):
         if not isinstance(value, str) or dialect.name == "postgresql":
             return value
         try:
-            return json.loads(value)
+            return load_stored(value)
         except ValueError:
             return value
 

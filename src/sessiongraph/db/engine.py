@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sessiongraph.config import Settings
 from sessiongraph.db.tables import metadata
+from sessiongraph.jsontext import load_stored
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -18,7 +19,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
     SQLite gets WAL and foreign keys; PostgreSQL gets the statement timeout, so
     no request can hold the database for long, and pooled connections the server
-    closed are replaced before use.
+    closed are replaced before use. Stored JSON is decoded by ``load_stored`` on both.
     """
     url = make_url(settings.database_url)
     pool = {
@@ -34,6 +35,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url,
         echo=settings.echo_sql,
         connect_args={"server_settings": server_settings(settings)},
+        json_deserializer=load_stored,
         **pool,
     )
     sa.event.listen(engine.sync_engine, "checkout", _replace_if_closed)

@@ -865,8 +865,9 @@ def _pages_by_lateral(
 # refuse (an Int beyond 32 bits, a float that is not finite) marks the page not
 # buildable, and the caller reads rows instead.
 
-#: How a field's value is written: as a string, a boolean, an Int, a Float or a DateTime.
-JsonKind = Literal["string", "boolean", "int", "float", "datetime"]
+#: How a field's value is written: as a string, a boolean, an Int (one beyond 32 bits
+#: refused, or saturated at the nearest bound), a Float or a DateTime.
+JsonKind = Literal["string", "boolean", "int", "saturated_int", "float", "datetime"]
 #: A field of a page's objects: its response key, and its column and kind (or, for
 #: ``__typename``, None and the type name).
 JsonField = tuple[str, str | None, str]
@@ -876,6 +877,7 @@ _SQL_TYPES: dict[str, tuple[type, ...]] = {
     "string": (sa.String,),
     "boolean": (sa.Boolean,),
     "int": (sa.Integer,),
+    "saturated_int": (sa.Integer,),
     "float": (sa.Float,),
     "datetime": (UTCDateTime,),
 }
@@ -905,6 +907,11 @@ def _json_value(column: str, kind: str) -> tuple[str, str | None]:
     if kind == "int":
         low, high = _INT32
         return f"COALESCE({c}::text, 'null')", f"({c} IS NULL OR {c} BETWEEN {low} AND {high})"
+    if kind == "saturated_int":  # as stored.saturated_int reads it
+        low, high = _INT32
+        # LEAST and GREATEST skip NULLs: NULL is tested first.
+        saturated = f"LEAST(GREATEST({c}, {low}), {high})::text"
+        return f"CASE WHEN {c} IS NULL THEN 'null' ELSE {saturated} END", None
     if kind == "datetime":
         # isoformat leaves out a zero fraction: ".000000" can only be the fraction.
         # PostgreSQL's infinities (which the driver reads as datetime.min and .max)

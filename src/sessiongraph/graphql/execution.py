@@ -64,6 +64,7 @@ from sessiongraph.graphql.fields import (
     Column,
 )
 from sessiongraph.graphql.plan import FieldPlan, SelectionPlan, Signature, plan_operation
+from sessiongraph.stored import saturated_int
 
 Reader = Callable[[Any], Any]
 #: For each response key of a selection, in order: its reader, or None for graphql-core.
@@ -564,7 +565,9 @@ def _json_page_fields(field: FieldPlan) -> tuple[JsonField, ...] | None:
         kind = _JSON_KINDS.get(leaf[0].name) if leaf is not None else None
         declared: Any = item.definition.extensions.get("strawberry-definition")
         column = declared.metadata.get(COLUMN)
-        if kind is None or CELL in declared.metadata or column.decode not in (None, bool):
+        if kind == "int" and column.decode is saturated_int:
+            kind = "saturated_int"  # which the database writes saturated too
+        elif kind is None or CELL in declared.metadata or column.decode not in (None, bool):
             return None
         fields.append((item.key, column.name or declared.python_name, kind))
     return tuple(fields)

@@ -119,11 +119,13 @@ class RecordOperationsResult:
     )
 
 
-def _operation_row(session_id: str, op: OperationInput, index: int) -> dict[str, Any]:
+def _operation_row(
+    session_id: str, op: OperationInput, index: int, *, max_json_depth: int
+) -> dict[str, Any]:
     at = f"operations[{index}]"
     if not op.operation_type.strip():
         raise BadUserInput(f"`{at}.operationType` must not be empty", field=f"{at}.operationType")
-    git = check_json(given(op.git), f"{at}.git")
+    git = check_json(given(op.git), f"{at}.git", max_depth=max_json_depth)
     if git is not None and not isinstance(git, dict):
         raise BadUserInput(f"`{at}.git` must be a JSON object", field=f"{at}.git")
 
@@ -142,7 +144,9 @@ def _operation_row(session_id: str, op: OperationInput, index: int) -> dict[str,
         "total_tokens": check_count(given(op.total_tokens), f"{at}.totalTokens"),
         "tool_name": check_tool_name(given(op.tool_name), f"{at}.toolName"),
         "tool_use_id": text("toolUseId", op.tool_use_id),
-        "tool_input": tool_input_object(check_json(given(op.tool_input), f"{at}.toolInput")),
+        "tool_input": tool_input_object(
+            check_json(given(op.tool_input), f"{at}.toolInput", max_depth=max_json_depth)
+        ),
         "tool_output": text("toolOutput", op.tool_output),
         "message_role": text("messageRole", op.message_role),
         "message_content": text("messageContent", op.message_content),
@@ -204,7 +208,9 @@ class Mutation:
                 "`input.workflowName` names a workflow: give its `workflowId` too",
                 field="input.workflowName",
             )
-        metadata = check_json(given(input.metadata), "input.metadata")
+        metadata = check_json(
+            given(input.metadata), "input.metadata", max_depth=info.context.settings.max_json_depth
+        )
         if metadata is not None and not isinstance(metadata, dict):
             raise BadUserInput("`input.metadata` must be a JSON object", field="input.metadata")
         repos = given(input.repos) or []
@@ -266,7 +272,11 @@ class Mutation:
                 f"Send 1 to {MAX_OPERATIONS_PER_CALL} operations per call, got {len(operations)}",
                 field="operations",
             )
-        rows = [_operation_row(session_id, op, i) for i, op in enumerate(operations)]
+        depth = info.context.settings.max_json_depth
+        rows = [
+            _operation_row(session_id, op, i, max_json_depth=depth)
+            for i, op in enumerate(operations)
+        ]
         seen: set[str] = set()
         for index, row in enumerate(rows):
             if row["operation_id"] in seen:

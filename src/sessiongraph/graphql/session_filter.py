@@ -25,6 +25,7 @@ from sessiongraph.errors import BadUserInput
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.types.session import SessionStatus
 from sessiongraph.inputs import check_json
+from sessiongraph.jsontext import READABLE_DEPTH
 
 #: Levels of SessionFilter objects (the outermost is 1; and/or/not go one deeper).
 MAX_LEVELS = 5
@@ -384,7 +385,9 @@ class _Translation:
         at = f"{path}.equals"
         self.leaf(at)
         try:
-            equals = check_json(value.equals, at)
+            # Compared with stored values, so as deep as any reads back (older ones may
+            # be deeper than what writes take now).
+            equals = check_json(value.equals, at, max_depth=READABLE_DEPTH)
         except BadUserInput as error:
             self.fail(error.extensions.get("field", at), error.message)
         self.checked_json_text(equals, at)

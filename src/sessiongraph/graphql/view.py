@@ -8,7 +8,7 @@ import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from cross_web import HTTPException
@@ -30,6 +30,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message,
     NextMessage,
     SubscribeMessage,
 )
@@ -46,6 +47,7 @@ from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import operation_to_run, parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
+from sessiongraph.graphql.websocket import CheckedWebSocketAdapter, RefusedMessage
 from sessiongraph.guard import body_read, decoded_json, granted, operation_problem
 from sessiongraph.lru import LRU
 
@@ -98,6 +100,19 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await asyncio.sleep(interval)
                 if self.connection_acknowledged:
                     await self.send_message({"type": "ping"})
+
+    async def handle_message(self, message: Any) -> None:
+        if isinstance(message, RefusedMessage):
+            if message.operation_id is not None and self.connection_acknowledged:
+                error = _bad_input(f"The message {message.reason}")
+                await self._refuse({"id": message.operation_id}, error)  # type: ignore[typeddict-item]
+            else:
+                await self.handle_invalid_message(message.close_reason)
+            return
+        if not isinstance(message, dict):  # Strawberry reads message["type"] of anything
+            await self.handle_invalid_message("The message must be a JSON object")
+            return
+        await super().handle_message(cast("Message", message))
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -173,6 +188,7 @@ class GraphQLView(GraphQL[Context, None]):
     """
 
     graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = CheckedWebSocketAdapter
 
     def __init__(
         self,

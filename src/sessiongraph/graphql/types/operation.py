@@ -32,7 +32,7 @@ from sessiongraph.graphql.plan import FieldPlan
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.types.git import GitInfo
 from sessiongraph.graphql.types.pagination import Connection, PageInfo
-from sessiongraph.stored import tool_input_object
+from sessiongraph.stored import saturated_int, tool_input_object
 
 #: The most operations a list of them (not a page) holds: a recordOperations batch.
 MAX_OPERATIONS_LIST = 1000
@@ -64,9 +64,9 @@ class Operation:
     timestamp: datetime | None = column("When it happened.")
     duration_seconds: float | None = column("How long it took.")
     success: bool = column("False when the operation failed.", decode=bool)
-    input_tokens: int | None = column("Input tokens it used.")
-    output_tokens: int | None = column("Output tokens it produced.")
-    total_tokens: int | None = column("Total tokens.")
+    input_tokens: int | None = column("Input tokens it used.", decode=saturated_int)
+    output_tokens: int | None = column("Output tokens it produced.", decode=saturated_int)
+    total_tokens: int | None = column("Total tokens.", decode=saturated_int)
     tool_name: str | None = column("Tool name, e.g. Bash, Edit.")
     tool_use_id: str | None = column("Pairs a tool call's started and completed operations.")
     tool_input: JSON | None = column(

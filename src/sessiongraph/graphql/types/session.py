@@ -44,7 +44,7 @@ from sessiongraph.graphql.types.operation import (
 from sessiongraph.graphql.types.pagination import Connection, Page, PageInfo
 from sessiongraph.graphql.types.tool import ToolUsage
 from sessiongraph.inputs import parse_decimal
-from sessiongraph.stored import as_list, as_object
+from sessiongraph.stored import as_list, as_object, saturated_int
 
 OPERATIONS_SCOPE = "operations"
 _UNFILTERED = OperationFilter()
@@ -91,8 +91,14 @@ def _repos_display(stored: Any) -> str | None:
 
 
 def _cache_hit_ratio(read: int, input_tokens: int, creation: int) -> float | None:
+    read, input_tokens, creation = map(saturated_int, (read, input_tokens, creation))
     tokens = input_tokens + read + creation
     return read / tokens if tokens else None
+
+
+def _tokens_display(stored: int) -> str:
+    """A token count for display, of the count its ``Int`` field gives."""
+    return display.format_tokens(saturated_int(stored))
 
 
 def _as_read(value: Any) -> Any:
@@ -117,11 +123,11 @@ class Session:
     agent_model: str | None = column("Model, e.g. claude-sonnet-4-6.")
     repos: list[str] = column("Repositories worked on, owner/repo.", decode=_repos)
     workspace_path: str | None = column("Workspace directory.")
-    input_tokens: int = column("Input tokens.")
-    output_tokens: int = column("Output tokens.")
-    cache_creation_tokens: int = column("Tokens written to the cache.")
-    cache_read_tokens: int = column("Tokens read from the cache.")
-    total_tokens: int = column("All tokens.")
+    input_tokens: int = column("Input tokens.", decode=saturated_int)
+    output_tokens: int = column("Output tokens.", decode=saturated_int)
+    cache_creation_tokens: int = column("Tokens written to the cache.", decode=saturated_int)
+    cache_read_tokens: int = column("Tokens read from the cache.", decode=saturated_int)
+    total_tokens: int = column("All tokens.", decode=saturated_int)
     total_cost_usd: Decimal = column("Total cost in US dollars.")
     started_at: datetime | None = column("When it started.")
     completed_at: datetime | None = column("When it finished.")
@@ -160,11 +166,11 @@ class Session:
             agent_model=row["agent_model"],
             repos=_repos(row["repos"]),
             workspace_path=row["workspace_path"],
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            cache_creation_tokens=row["cache_creation_tokens"],
-            cache_read_tokens=row["cache_read_tokens"],
-            total_tokens=row["total_tokens"],
+            input_tokens=saturated_int(row["input_tokens"]),
+            output_tokens=saturated_int(row["output_tokens"]),
+            cache_creation_tokens=saturated_int(row["cache_creation_tokens"]),
+            cache_read_tokens=saturated_int(row["cache_read_tokens"]),
+            total_tokens=saturated_int(row["total_tokens"]),
             total_cost_usd=row["total_cost_usd"],
             started_at=row["started_at"],
             completed_at=row["completed_at"],
@@ -224,38 +230,38 @@ class Session:
 
     @strawberry.field(
         description="Input tokens for display: 1.2k.",
-        metadata=cell(display.format_tokens, "input_tokens"),
+        metadata=cell(_tokens_display, "input_tokens"),
     )
     def input_tokens_display(self) -> str:
-        return display.format_tokens(self.input_tokens)
+        return _tokens_display(self.input_tokens)
 
     @strawberry.field(
         description="Output tokens for display.",
-        metadata=cell(display.format_tokens, "output_tokens"),
+        metadata=cell(_tokens_display, "output_tokens"),
     )
     def output_tokens_display(self) -> str:
-        return display.format_tokens(self.output_tokens)
+        return _tokens_display(self.output_tokens)
 
     @strawberry.field(
         description="Cache-creation tokens for display.",
-        metadata=cell(display.format_tokens, "cache_creation_tokens"),
+        metadata=cell(_tokens_display, "cache_creation_tokens"),
     )
     def cache_creation_tokens_display(self) -> str:
-        return display.format_tokens(self.cache_creation_tokens)
+        return _tokens_display(self.cache_creation_tokens)
 
     @strawberry.field(
         description="Cache-read tokens for display.",
-        metadata=cell(display.format_tokens, "cache_read_tokens"),
+        metadata=cell(_tokens_display, "cache_read_tokens"),
     )
     def cache_read_tokens_display(self) -> str:
-        return display.format_tokens(self.cache_read_tokens)
+        return _tokens_display(self.cache_read_tokens)
 
     @strawberry.field(
         description="All tokens for display.",
-        metadata=cell(display.format_tokens, "total_tokens"),
+        metadata=cell(_tokens_display, "total_tokens"),
     )
     def total_tokens_display(self) -> str:
-        return display.format_tokens(self.total_tokens)
+        return _tokens_display(self.total_tokens)
 
     @strawberry.field(
         description="Total cost for display: $1.23, <$0.01, $1.2k.",
