@@ -1115,6 +1115,38 @@ async def explain(
         await conn.execute("DEALLOCATE bench_generic")
 
 
+async def _generic(
+    conn: asyncpg.Connection,
+    statement: str,
+    params: tuple[Any, ...],
+    plan: list[str],
+    found: dict[str, int],
+) -> tuple[bool, str]:
+    """Whether the plan cache would keep ``statement`` on plans like ``plan``, and the
+    line that says what its generic plan is."""
+    try:
+        generic = await explain(conn, statement, params, generic=True)
+    except asyncpg.PostgresError as error:
+        return True, f"generic plan: n/a ({type(error).__name__}: {error})"
+    gfound = scans(generic)
+    same = set(gfound) == set(found)
+    custom_cost, generic_cost = _top_cost(plan), _top_cost(generic)
+    # The plan cache switches to the generic plan after five runs only
+    # when its estimate is no worse than the custom plans' average.
+    unused = generic_cost > custom_cost
+    if same:
+        return True, f"generic plan: same scans, {_exec_ms(generic):.2f} ms"
+    return unused, (
+        f"generic plan DIFFERS ({_exec_ms(generic):.2f} ms): {_compact(gfound)};"
+        f" est. cost {generic_cost:.0f} vs custom {custom_cost:.0f}: "
+        + (
+            "the plan cache keeps custom plans"
+            if unused
+            else "the plan cache MAY SWITCH to it after 5 runs"
+        )
+    )
+
+
 _COLUMN_LIST = re.compile(r"SELECT ((?:(?!SELECT |FROM ).)+?) FROM ")
 _IN_LIST = re.compile(r"\(\$\d+::VARCHAR(?:, \$\d+::VARCHAR)+\)")
 
@@ -1154,6 +1186,8 @@ async def explain_all(
     """Prints the EXPLAIN evidence; returns one summary line per query."""
     summary: list[str] = []
     seen: dict[str, tuple[str, set[str]]] = {}
+    # The server's connections plan every statement for its values.
+    custom_only = await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
     say("\n=== EXPLAIN (ANALYZE, BUFFERS) on the largest dataset ===")
     for name, m in results.items():
         say(f"\n## {name}  ({len(m.statements)} statement(s))")
@@ -1162,28 +1196,10 @@ async def explain_all(
             plan = await explain(conn, statement, params, generic=False)
             found = scans(plan)
             exec_ms = _exec_ms(plan)
-            try:
-                generic = await explain(conn, statement, params, generic=True)
-                gfound = scans(generic)
-                same = set(gfound) == set(found)
-                custom_cost, generic_cost = _top_cost(plan), _top_cost(generic)
-                # The plan cache switches to the generic plan after five runs only
-                # when its estimate is no worse than the custom plans' average.
-                unused = generic_cost > custom_cost
-                gtext = (
-                    f"generic plan: same scans, {_exec_ms(generic):.2f} ms"
-                    if same
-                    else f"generic plan DIFFERS ({_exec_ms(generic):.2f} ms): {_compact(gfound)};"
-                    f" est. cost {generic_cost:.0f} vs custom {custom_cost:.0f}: "
-                    + (
-                        "the plan cache keeps custom plans"
-                        if unused
-                        else "the plan cache MAY SWITCH to it after 5 runs"
-                    )
-                )
-                same = same or unused
-            except asyncpg.PostgresError as error:
-                same, gtext = True, f"generic plan: n/a ({type(error).__name__}: {error})"
+            if custom_only:
+                same, gtext = True, "never a generic plan (plan_cache_mode)"
+            else:
+                same, gtext = await _generic(conn, statement, params, plan, found)
             is_workflows = set(found) == {"Seq Scan on workflows"}
             parts.append(
                 f"[{k}] workflows lookup {exec_ms:.2f} ms"
