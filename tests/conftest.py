@@ -19,7 +19,7 @@ from sessiongraph.app import create_app
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate
 from sessiongraph.db.engine import create_engine
-from tests.helpers import GraphQLClient, SqlRecorder
+from tests.helpers import GraphQLClient, SqlRecorder, is_plan_setting
 from tests.postgres import PostgresUnavailable, throwaway_postgres
 
 REQUIRE_POSTGRES = "SESSIONGRAPH_REQUIRE_POSTGRES"
@@ -167,7 +167,8 @@ def sql(engine: AsyncEngine) -> Iterator[SqlRecorder]:
     recorder = SqlRecorder()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        recorder.statements.append(statement)
+        if not is_plan_setting(statement):
+            recorder.statements.append(statement)
 
     sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
     yield recorder

@@ -77,6 +77,13 @@ def _writes(query: str) -> bool:
     )
 
 
+def is_plan_setting(statement: str) -> bool:
+    """The SET and RESET around a read planned for its values (``queries._planned``): a
+    setting of the connection, not a statement of the request (test_postgres checks
+    them)."""
+    return statement.startswith(("SET plan_cache_mode", "RESET plan_cache_mode"))
+
+
 @dataclass
 class SqlRecorder:
     statements: list[str] = field(default_factory=list)

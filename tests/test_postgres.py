@@ -58,6 +58,59 @@ async def test_connections_never_compile_statements(engine: AsyncEngine) -> None
         assert (await conn.execute(sa.text("SHOW timezone"))).scalar_one() == "UTC"
 
 
+@pytest.mark.postgres_only
+async def test_stats_and_filtered_pages_are_planned_for_their_values(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    # Given a server with one connection, whose statements may run 300 ms
+    app = create_app(
+        settings.model_copy(update={"pool_size": 1, "max_overflow": 0, "statement_timeout_ms": 300})
+    )
+    seen: list[str] = []
+
+    def record(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        sa.event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+        queries = [
+            "{ sessionStats(filter: {startedAt: {lastSeconds: 86400}}) { count costByModel "
+            "{ model } } }",
+            '{ sessions(first: 5, filter: {agentModel: {eq: "m"}}) { nodes { id } } }',
+            "{ sessions(first: 5) { nodes { id } } }",
+        ]
+        for query in queries:
+            seen.clear()
+            response = await http.post("/graphql", json={"query": query})
+            assert "errors" not in response.json(), response.json()
+            # Then stats and filtered pages are read with custom plans, the plain page
+            # with whatever plan the cache holds
+            reads = [s for s in seen if not s.startswith(("SET", "RESET"))]
+            if "filter" in query:
+                assert seen == [
+                    s
+                    for read in reads
+                    for s in (
+                        "SET plan_cache_mode = force_custom_plan",
+                        read,
+                        "RESET plan_cache_mode",
+                    )
+                ], seen
+            else:
+                assert seen == reads
+        # and the connection is left as it was, even after a read the server cancelled
+        async with engine.connect() as blocker:
+            await blocker.execute(sa.text("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"))
+            response = await http.post("/graphql", json={"query": queries[0]})
+            await blocker.rollback()
+        assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        async with app.state.engine.connect() as conn:
+            assert (await conn.execute(sa.text("SHOW plan_cache_mode"))).scalar_one() == "auto"
+
+
 @pytest.fixture
 async def both_apps(postgres_url: str, tmp_path: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
     """The same demo data behind an app on SQLite and an app on PostgreSQL."""

@@ -422,7 +422,7 @@ async def aggregates(
     if order is not None:
         values["first"] = first
     found = {}
-    for row in await _rows(engine, stmt, values):
+    for row in await _read(engine, stmt, values):
         fields = row._mapping
         found[fields["key"]] = Aggregate(
             count=int(fields["count"]),
@@ -438,7 +438,7 @@ async def aggregates(
         # PostgreSQL, the partial index ix_sessions_started_at_durations alone.
         durations_of = {
             row._mapping["key"]: _durations_of(row._mapping)
-            for row in await _rows(
+            for row in await _read(
                 engine, _durations_statement(scope.shape, dialect, grouping), values
             )
         }
@@ -635,7 +635,7 @@ async def percentiles(
     stmt = _percentiles_statement(scope.shape, dialect, grouping, keys is not None)
     ranks: dict[Any, dict[int, float]] = defaultdict(dict)
     measures: dict[Any, RowMapping] = {}
-    for row in await _rows(engine, stmt, values):
+    for row in await _read(engine, stmt, values):
         key, rank = row._mapping["key"], int(row._mapping["rank"])
         ranks[key][rank] = float(row._mapping["value"])
         measures[key] = row._mapping
@@ -647,6 +647,14 @@ async def percentiles(
             percentiles=percentiles_of(ranks[key], n),
         )
     return found
+
+
+async def _read(
+    engine: AsyncEngine, stmt: sa.Executable, params: Mapping[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """Every statement of the stats planned for its values (``queries._planned``): its
+    best plan depends on the window and the filter's values."""
+    return await _rows(engine, stmt, params, planned=True)
 
 
 def _triples(rows: Sequence[Row[Any]]) -> list[tuple[Any, Any, Any]]:
@@ -694,7 +702,7 @@ async def status_counts(
     stmt = _status_statement(scope.shape, _dialect(engine), grouping, plan)
     found: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SESSION_STATUSES, 0))
     for key, status, count in _triples(
-        await _rows(engine, stmt, {**scope.params, **(params or {})})
+        await _read(engine, stmt, {**scope.params, **(params or {})})
     ):
         if status in SESSION_STATUSES:
             found[key][status] = int(count)
@@ -787,7 +795,7 @@ async def model_costs(
     plan = _plan(scope, grouping, params, use_rollups)
     stmt = _model_costs_statement(scope.shape, dialect, grouping, plan)
     found: dict[Any, list[tuple[str, Decimal]]] = defaultdict(list)
-    for key, model, cost in _triples(await _rows(engine, stmt, {**scope.params, **(params or {})})):
+    for key, model, cost in _triples(await _read(engine, stmt, {**scope.params, **(params or {})})):
         found[key].append((str(model), _cost_value(dialect, cost)))
     for costs in found.values():
         costs.sort(key=lambda item: (-item[1], item[0]))
@@ -813,7 +821,7 @@ def _range_statement(shape: _FilterShape, column: str) -> sa.Select[Any]:
 
 async def time_range(engine: AsyncEngine, scope: Scope, column: str) -> tuple[Any, Any]:
     """The earliest and latest value of ``column`` among the matching sessions."""
-    [row] = await _rows(engine, _range_statement(scope.shape, column), scope.params)
+    [row] = await _read(engine, _range_statement(scope.shape, column), scope.params)
     low, high = cast("tuple[Any, Any]", tuple(row))
     processor = sessions.c[column].type
     if isinstance(low, str):  # SQLite's text, through the column's own reading
@@ -862,7 +870,7 @@ def _tools_statement(shape: _FilterShape, dialect: Dialect) -> sa.Select[Any]:
 async def tool_totals(engine: AsyncEngine, scope: Scope, first: int) -> list[ToolTotals]:
     """The ``first`` most called tools of the matching sessions."""
     stmt = _tools_statement(scope.shape, _dialect(engine))
-    rows = await _rows(engine, stmt, {**scope.params, "first": first})
+    rows = await _read(engine, stmt, {**scope.params, "first": first})
     return [
         ToolTotals(
             tool_name=row._mapping["tool_name"],
