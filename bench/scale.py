@@ -644,6 +644,7 @@ class StatementRecorder:
 
     def __init__(self) -> None:
         self.active: list[tuple[str, tuple[Any, ...]]] | None = None
+        self._planning = False
 
     def __call__(
         self,
@@ -654,8 +655,19 @@ class StatementRecorder:
         _context: Any,
         _executemany: bool,
     ) -> None:
-        if self.active is not None:
+        if statement.startswith("SET plan_cache_mode"):
+            self._planning = True
+        elif statement.startswith("RESET plan_cache_mode"):
+            self._planning = False
+        elif self.active is not None:
             self.active.append((statement, tuple(parameters or ())))
+            if self._planning:
+                PLANNED.add(statement)
+
+
+#: Statements the app reads planned for their values (``queries._planned``): timed so
+#: here too, and never on a generic plan.
+PLANNED: set[str] = set()
 
 
 async def graphql(
@@ -791,12 +803,16 @@ async def time_sql(conn: asyncpg.Connection, m: Measurement) -> None:
     Prepared statements, as the app's driver uses them, so after five runs the
     server may switch to a generic plan exactly as it would for the app.
     """
-    prepared = [(await conn.prepare(sql), params) for sql, params in m.statements]
+    prepared = [(await conn.prepare(sql), params, sql in PLANNED) for sql, params in m.statements]
     times: list[float] = []
     for k in range(m.repeats + 1):
         started = time.perf_counter()
-        for statement, params in prepared:
+        for statement, params, planned in prepared:
+            if planned:
+                await conn.execute("SET plan_cache_mode = force_custom_plan")
             await statement.fetch(*params)
+            if planned:
+                await conn.execute("RESET plan_cache_mode")
         if k:  # the first run is a warm-up
             times.append((time.perf_counter() - started) * 1000)
     m.sql_p50, m.sql_p95 = statistics.median(times), percentile(times, 0.95)
@@ -1196,7 +1212,7 @@ async def explain_all(
             plan = await explain(conn, statement, params, generic=False)
             found = scans(plan)
             exec_ms = _exec_ms(plan)
-            if custom_only:
+            if custom_only or statement in PLANNED:
                 same, gtext = True, "never a generic plan (plan_cache_mode)"
             else:
                 same, gtext = await _generic(conn, statement, params, plan, found)
