@@ -5,12 +5,18 @@ included."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.config import Settings
 from sessiongraph.db.tables import operations, sessions, workflows
+from tests.conftest import Configured
 from tests.helpers import GraphQLClient
 
 START = """mutation ($input: StartSessionInput!) { startSession(input: $input) {
@@ -207,3 +213,56 @@ async def test_concurrent_retries_agree_on_one_write(
         "operationCount": 20,
         "status": "COMPLETED",
     }
+
+
+@asynccontextmanager
+async def _writes_held(settings: Settings, engine: AsyncEngine) -> AsyncIterator[None]:
+    """Every write waits until the block ends: PostgreSQL's sessions table locked, or
+    SQLite's database held by a write transaction of another connection."""
+    if settings.is_sqlite:
+        path = make_url(settings.database_url).database
+        assert path is not None
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        return
+    async with engine.connect() as blocker:
+        await blocker.execute(sa.text("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"))
+        yield
+        await blocker.rollback()
+
+
+async def test_a_write_stopped_at_the_time_limit_is_told_it_may_have_committed(
+    configured: Configured, settings: Settings, engine: AsyncEngine
+) -> None:
+    # Given a write that waits past the request time limit (0.5 s)
+    async with configured(request_timeout_seconds=0.5) as http:
+        gql = GraphQLClient(http)
+        async with _writes_held(settings, engine):
+            error = await gql.error(START, {"input": FULL}, code="UNAVAILABLE")
+            if not settings.is_sqlite:  # a query stopped there (SQLite's reads do not wait)
+                query = await gql.error('{ session(id: "s-1") { id } }', code="QUERY_TOO_COMPLEX")
+                # is still told to ask for less
+                assert query["extensions"]["limit"] == "requestTimeout"
+        # Then the write goes on once the database lets it, and commits
+        for _ in range(100):
+            if (await gql('{ session(id: "s-1") { id } }'))["session"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        # And its retry, safe, returns what it stored
+        retried = await gql(START, {"input": FULL})
+
+    # The mutation is told its write may have committed and to retry, not "ask for less"
+    assert error["extensions"] == {
+        "code": "UNAVAILABLE",
+        "retryAfterSeconds": 1,
+        "limit": "requestTimeout",
+        "maximum": 0.5,
+        "writeMayHaveCommitted": True,
+    }
+    assert "may have committed" in error["message"]
+    assert retried["startSession"]["id"] == "s-1"

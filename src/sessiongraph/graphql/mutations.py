@@ -22,6 +22,7 @@ from sessiongraph.db.errors import (
 from sessiongraph.db.writes import TERMINAL_STATUSES, Announce, Completion
 from sessiongraph.errors import BadUserInput, WriteConflict
 from sessiongraph.events import Event
+from sessiongraph.graphql import time_limit
 from sessiongraph.graphql.arguments import given
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.scalars import JSON
@@ -155,6 +156,7 @@ async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
     has committed. It runs to the end even if the request is cancelled meanwhile: a
     committed write is always announced."""
     events = info.context.events
+    time_limit.write_begins()
 
     async def run() -> T:
         with outages.reported():
