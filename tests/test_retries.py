@@ -13,11 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
+from sessiongraph.app import create_app
 from sessiongraph.config import Settings
 from sessiongraph.db.tables import operations, sessions, workflows
 from tests.conftest import Configured
 from tests.helpers import GraphQLClient
+from tests.live import WSClient, serve
 
 START = """mutation ($input: StartSessionInput!) { startSession(input: $input) {
     id status workflowId workflowName startedAt repos metadata agentModel } }"""
@@ -266,3 +269,36 @@ async def test_a_write_stopped_at_the_time_limit_is_told_it_may_have_committed(
     }
     assert "may have committed" in error["message"]
     assert retried["startSession"]["id"] == "s-1"
+
+
+async def test_a_write_stopped_at_the_time_limit_over_websocket_is_told_so_too(
+    app: Starlette, settings: Settings, engine: AsyncEngine
+) -> None:
+    limited = create_app(settings.model_copy(update={"request_timeout_seconds": 0.5}))
+    async with (
+        limited.router.lifespan_context(limited),
+        serve(limited) as url,
+        WSClient.open(url) as ws,
+    ):
+        async with _writes_held(settings, engine):
+            sub = await ws.subscribe(START, {"input": FULL})
+            stopped = await ws.receive()
+            done = await ws.receive()
+        for _ in range(100):  # the write goes on, and commits
+            if await _stored_session(engine):
+                break
+            await asyncio.sleep(0.05)
+        again = await ws.subscribe(START, {"input": FULL})
+        retried = await ws.next(again)
+
+    assert stopped["id"] == sub
+    [error] = stopped["payload"]["errors"]
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    assert error["extensions"]["writeMayHaveCommitted"] is True
+    assert done == {"id": sub, "type": "complete"}
+    assert retried["startSession"]["id"] == "s-1"
+
+
+async def _stored_session(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return await conn.scalar(sa.select(sa.func.count()).select_from(sessions)) == 1
