@@ -5,11 +5,13 @@ included."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -302,3 +304,24 @@ async def test_a_write_stopped_at_the_time_limit_over_websocket_is_told_so_too(
 async def _stored_session(engine: AsyncEngine) -> bool:
     async with engine.connect() as conn:
         return await conn.scalar(sa.select(sa.func.count()).select_from(sessions)) == 1
+
+
+@pytest.mark.postgres_only
+async def test_a_write_the_database_stopped_at_its_statement_timeout_is_unavailable(
+    configured: Configured, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a write that waits on a lock past the statement timeout (0.3 s), well within
+    # the request's time limit: the database cancels it, and its transaction rolls back
+    async with configured(statement_timeout_ms=300) as http:
+        gql = GraphQLClient(http)
+        with caplog.at_level(logging.WARNING):
+            async with _writes_held(Settings(database_url="postgresql://x"), engine):
+                error = await gql.error(START, {"input": FULL}, code="UNAVAILABLE")
+        # And, retried once the lock is gone, it succeeds
+        retried = await gql(START, {"input": FULL})
+
+    # Then it is an outage to retry (nothing was stored), not INTERNAL
+    assert error["extensions"] == {"code": "UNAVAILABLE", "retryAfterSeconds": 1}
+    assert error["path"] == ["startSession"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert retried["startSession"]["id"] == "s-1"

@@ -159,7 +159,7 @@ async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
     time_limit.write_begins()
 
     async def run() -> T:
-        with outages.reported():
+        with outages.reported(writing=True):
             result = await write(events.announce)
         event = result if isinstance(result, Event) else getattr(result, "event", None)
         if event is not None:
