@@ -202,6 +202,9 @@ def test_outages_are_told_from_bugs(tmp_path: Path) -> None:
         asyncpg.exceptions.AdminShutdownError("terminating connection"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
         asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+        asyncpg.exceptions.SerializationError("could not serialize access"),
+        asyncpg.exceptions.LockNotAvailableError("could not obtain lock"),
     ]
     bugs: list[BaseException] = [
         sa.exc.OperationalError("SELECT * FROM nope", {}, missing),
@@ -215,3 +218,10 @@ def test_outages_are_told_from_bugs(tmp_path: Path) -> None:
 
     assert [outages.is_outage(e) for e in outage_errors] == [True] * len(outage_errors)
     assert [outages.is_outage(e) for e in bugs] == [False] * len(bugs)
+    # A statement cancelled at the statement timeout: a read asked for too much, a
+    # write (small statements) waited on locks
+    cancelled = asyncpg.exceptions.QueryCanceledError("canceling statement due to timeout")
+    assert (outages.is_outage(cancelled), outages.is_outage(cancelled, writing=True)) == (
+        False,
+        True,
+    )

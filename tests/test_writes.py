@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sessiongraph.db import writes
 from sessiongraph.db.errors import (
     CompletedBeforeStart,
+    Conflict,
     OperationIdTaken,
-    SessionExists,
     SessionFinished,
     SessionNotFound,
 )
@@ -38,14 +38,14 @@ _COMPLETION = writes.Completion(
 )
 
 
-async def test_starting_a_taken_id_is_session_exists(engine: AsyncEngine) -> None:
-    await insert_session(engine, id="s-1")
-    row = session_row(id="s-1")
+async def test_starting_a_taken_id_with_other_values_is_a_conflict(engine: AsyncEngine) -> None:
+    await insert_session(engine, id="s-1", agent_model="a")
+    row = session_row(id="s-1", agent_model="b")
 
-    with pytest.raises(SessionExists) as refused:
+    with pytest.raises(Conflict) as refused:
         await writes.start_session(engine=engine, row=row, workflow_name=None, announce=_quiet)
 
-    assert refused.value.session_id == "s-1"
+    assert (refused.value.session_id, refused.value.differences) == ("s-1", ["agent_model"])
 
 
 async def test_an_operation_id_of_another_session_names_its_owner_and_place(
@@ -87,7 +87,7 @@ async def test_completing_is_refused_with_the_reason(engine: AsyncEngine) -> Non
         await writes.complete_session(
             engine=engine, session_id="x", completion=_COMPLETION, announce=_quiet
         )
-    with pytest.raises(SessionFinished) as finished:
+    with pytest.raises(Conflict) as finished:
         await writes.complete_session(
             engine=engine, session_id="done", completion=_COMPLETION, announce=_quiet
         )
@@ -96,7 +96,7 @@ async def test_completing_is_refused_with_the_reason(engine: AsyncEngine) -> Non
             engine=engine, session_id="open", completion=early, announce=_quiet
         )
 
-    assert finished.value.status == "cancelled"
+    assert finished.value.differences == ["status", "completed_at"]
     assert (before_start.value.started_at, before_start.value.completed_at) == (
         T0,
         T0 - timedelta(seconds=1),

@@ -20,6 +20,9 @@ class ErrorCode(StrEnum):
     EVENTS_MISSED = "EVENTS_MISSED"
     #: The database could not serve the request now (unreachable, pool exhausted): retry.
     UNAVAILABLE = "UNAVAILABLE"
+    #: A retried write whose input differs from what is stored; the same input again
+    #: returns what is stored.
+    CONFLICT = "CONFLICT"
 
 
 class ApiError(Exception):
@@ -77,6 +80,16 @@ class Unavailable(ApiError):
             "The database is unavailable right now; retry the request later.",
             retryAfterSeconds=self.RETRY_AFTER_SECONDS,
         )
+
+
+class WriteConflict(ApiError):
+    """A retried write with other values than the stored one; ``differences`` names the
+    fields (argument paths) that differ. Nothing was changed."""
+
+    code = ErrorCode.CONFLICT
+
+    def __init__(self, message: str, differences: list[str]) -> None:
+        super().__init__(message, differences=differences)
 
 
 class InternalError(ApiError):

@@ -22,12 +22,6 @@ class WriteRefused(Exception):
     """A write the database layer would not make."""
 
 
-class SessionExists(WriteRefused):
-    def __init__(self, session_id: str) -> None:
-        super().__init__(f"session {session_id!r} already exists")
-        self.session_id = session_id
-
-
 class SessionNotFound(WriteRefused):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"no session {session_id!r}")
@@ -41,14 +35,6 @@ class SessionFinished(WriteRefused):
         super().__init__(f"session {session_id!r} is {status}")
         self.session_id = session_id
         self.status = status
-
-
-class FinishedMeanwhile(WriteRefused):
-    """Another call finished the session between reading it and writing to it."""
-
-    def __init__(self, session_id: str) -> None:
-        super().__init__(f"session {session_id!r} was finished meanwhile")
-        self.session_id = session_id
 
 
 class CompletedBeforeStart(WriteRefused):
@@ -69,3 +55,15 @@ class OperationIdTaken(WriteRefused):
         self.owner = owner
         #: Where the operation is in the batch.
         self.index = index
+
+
+class Conflict(WriteRefused):
+    """A retried write whose input differs from what is stored: ``startSession`` of an id
+    that exists with other values, or a second ``completeSession`` with other figures.
+    The same input again is no error (see ``sessiongraph.db.replays``)."""
+
+    def __init__(self, session_id: str, differences: list[str]) -> None:
+        super().__init__(f"session {session_id!r} is stored with other {', '.join(differences)}")
+        self.session_id = session_id
+        #: The columns whose stored values differ from the call's, in table order.
+        self.differences = differences

@@ -109,7 +109,7 @@ def _reader(engine: AsyncEngine) -> AsyncEngine:
 
 
 #: SQLSTATE of a statement the server cancelled (PostgreSQL's statement_timeout).
-QUERY_CANCELED = "57014"
+QUERY_CANCELED = outages.QUERY_CANCELED
 
 
 async def _all(

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessiongraph.db import counters
+from sessiongraph.db import counters, replays
 from sessiongraph.db.columns import database_clock
 from sessiongraph.db.errors import (
     CompletedBeforeStart,
-    FinishedMeanwhile,
+    Conflict,
     OperationIdTaken,
-    SessionExists,
     SessionFinished,
     SessionNotFound,
 )
@@ -42,23 +41,60 @@ class Recorded:
     event: Event | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The outcome of ``start_session`` and ``complete_session``."""
+
+    #: What subscribers were told; None when the call was a retry of one whose write is
+    #: stored already (see ``sessiongraph.db.replays``): then it wrote nothing.
+    event: Event | None
+
+
+class _Stored(Exception):
+    """The call is the stored write again: leave its transaction, writing nothing."""
+
+
 async def start_session(
-    *, engine: AsyncEngine, row: dict[str, Any], workflow_name: str | None, announce: Announce
-) -> Event:
-    """Insert a session (and its workflow when new, or name it when a name is given);
-    ``SessionExists`` if its id is taken."""
+    *,
+    engine: AsyncEngine,
+    row: dict[str, Any],
+    workflow_name: str | None,
+    announce: Announce,
+    chosen: frozenset[str] = frozenset(),
+) -> Written:
+    """Insert a session (and its workflow when new, or name it when a name is given).
+
+    An id that is taken is decided by the INSERT's conflict, so concurrent retries
+    race safely: the same values again (``chosen``, the columns the server filled in
+    for this call, aside) write nothing and return ``Written(None)``; other values are
+    a ``Conflict`` naming the columns."""
     event = Event(EventKind.STARTED, row["id"])
     try:
         async with engine.begin() as conn:
-            if await _session_status(conn, row["id"]) is not None:
-                raise SessionExists(row["id"])
             if row["workflow_id"] is not None:
                 await upsert_workflows(conn, {row["workflow_id"]: workflow_name})
-            await conn.execute(sessions.insert(), [row])
+            insert = (
+                dialect_insert(conn)(sessions)
+                .on_conflict_do_nothing(index_elements=[sessions.c.id])
+                .returning(sessions.c.id)
+            )
+            if (await conn.execute(insert, row)).first() is None:
+                # Taken: by a committed session (PostgreSQL waits for a concurrent
+                # INSERT of the id to commit or roll back first; SQLite's write lock
+                # serializes), which this transaction now reads.
+                stored = await conn.execute(
+                    sa.select(*(sessions.c[name] for name in replays.START_COLUMNS)).where(
+                        sessions.c.id == row["id"]
+                    )
+                )
+                differences = replays.start_differences(stored.mappings().one(), row, chosen=chosen)
+                if differences:
+                    raise Conflict(row["id"], differences)
+                raise _Stored
             await announce(conn, event)
-    except sa.exc.IntegrityError:  # the same id, started concurrently
-        raise SessionExists(row["id"]) from None
-    return event
+    except _Stored:  # rolled back: not even the workflow's name was written
+        return Written(None)
+    return Written(event)
 
 
 def dialect_insert(conn: AsyncConnection) -> Any:
@@ -202,7 +238,8 @@ def _check_owners(owners: dict[str, str], ids: Sequence[str], session_id: str) -
 @dataclass(frozen=True, slots=True)
 class Completion:
     status: str
-    completed_at: datetime
+    #: None for now, as the database layer reads the clock (a retry is not compared on it).
+    completed_at: datetime | None
     error_message: str | None
     input_tokens: int | None
     output_tokens: int | None
@@ -212,57 +249,95 @@ class Completion:
     total_cost_usd: Decimal | None
     cost_by_model: dict[str, str] | None
 
+    def given(self) -> dict[str, Any]:
+        """The columns this completion sets whatever was counted, and those it was given:
+        what a retry of it is compared on."""
+        values: dict[str, Any] = {"status": self.status, "error_message": self.error_message}
+        for name in ("completed_at", *TOKEN_COLUMNS, "total_tokens", "total_cost_usd"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
+        if self.cost_by_model is not None:
+            values["cost_by_model"] = self.cost_by_model
+        return values
+
 
 async def complete_session(
     *, engine: AsyncEngine, session_id: str, completion: Completion, announce: Announce
-) -> Event:
+) -> Written:
     """Finish a running or pending session. Refused, changing nothing, when there is no
-    such session, when it has finished (``SessionFinished``, or ``FinishedMeanwhile``
-    if a concurrent call won) or when ``completion`` ends before the session started."""
-    async with engine.begin() as conn:
-        stmt = sa.select(sessions).where(sessions.c.id == session_id)
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        row = (await conn.execute(stmt)).mappings().first()
-        if row is None:
-            raise SessionNotFound(session_id)
-        if row["status"] in TERMINAL_STATUSES:
-            raise SessionFinished(session_id, row["status"])
-        values: dict[str, Any] = {
-            "status": completion.status,
-            "completed_at": completion.completed_at,
-            "error_message": completion.error_message,
-            "updated_at": database_clock(),
-        }
-        if row["started_at"] is not None:
-            if completion.completed_at < row["started_at"]:
-                raise CompletedBeforeStart(session_id, row["started_at"], completion.completed_at)
-            values["duration_seconds"] = (
-                completion.completed_at - row["started_at"]
-            ).total_seconds()
-        given = {
-            name: getattr(completion, name)
-            for name in TOKEN_COLUMNS
-            if getattr(completion, name) is not None
-        }
-        values |= given
-        if completion.total_tokens is not None:
-            values["total_tokens"] = completion.total_tokens
-        elif given:
-            values["total_tokens"] = sum(given.get(name, row[name]) for name in TOKEN_COLUMNS)
-        if completion.total_cost_usd is not None:
-            values["total_cost_usd"] = completion.total_cost_usd
-        if completion.cost_by_model is not None:
-            values["cost_by_model"] = completion.cost_by_model
-        # Conditional, so of two concurrent completions only one applies (SQLite
-        # has no row lock; on PostgreSQL the FOR UPDATE above already serializes).
-        done = await conn.execute(
-            sessions.update()
-            .where(sessions.c.id == session_id, sessions.c.status.not_in(TERMINAL_STATUSES))
-            .values(**values)
-        )
-        if done.rowcount != 1:
-            raise FinishedMeanwhile(session_id)
-        event = Event(EventKind.COMPLETED, session_id, before=replaced(row, values))
-        await announce(conn, event)
-    return event
+    such session or when ``completion`` ends before the session started.
+
+    A session finished already (by an earlier or a concurrent call) is compared with
+    ``completion``: the same figures write nothing and return ``Written(None)``, other
+    ones are a ``Conflict`` naming the columns (``sessiongraph.db.replays``)."""
+    try:
+        async with engine.begin() as conn:
+            row = await _completed_row(conn, session_id, lock=True)
+            if row["status"] in TERMINAL_STATUSES:
+                _replayed(conn, row, completion)
+            completed_at = completion.completed_at or datetime.now(UTC)
+            values: dict[str, Any] = {
+                "status": completion.status,
+                "completed_at": completed_at,
+                "error_message": completion.error_message,
+                "updated_at": database_clock(),
+            }
+            if row["started_at"] is not None:
+                if completed_at < row["started_at"]:
+                    raise CompletedBeforeStart(session_id, row["started_at"], completed_at)
+                values["duration_seconds"] = (completed_at - row["started_at"]).total_seconds()
+            given = {
+                name: getattr(completion, name)
+                for name in TOKEN_COLUMNS
+                if getattr(completion, name) is not None
+            }
+            values |= given
+            if completion.total_tokens is not None:
+                values["total_tokens"] = completion.total_tokens
+            elif given:
+                values["total_tokens"] = sum(given.get(name, row[name]) for name in TOKEN_COLUMNS)
+            if completion.total_cost_usd is not None:
+                values["total_cost_usd"] = completion.total_cost_usd
+            if completion.cost_by_model is not None:
+                values["cost_by_model"] = completion.cost_by_model
+            # Conditional, so of two concurrent completions only one applies (SQLite
+            # has no row lock; on PostgreSQL the FOR UPDATE above already serializes).
+            done = await conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id, sessions.c.status.not_in(TERMINAL_STATUSES))
+                .values(**values)
+            )
+            if done.rowcount != 1:
+                # Another completion won since the read: this write transaction sees it.
+                _replayed(conn, await _completed_row(conn, session_id), completion)
+            event = Event(EventKind.COMPLETED, session_id, before=replaced(row, values))
+            await announce(conn, event)
+    except _Stored:
+        return Written(None)
+    return Written(event)
+
+
+async def _completed_row(
+    conn: AsyncConnection, session_id: str, *, lock: bool = False
+) -> sa.RowMapping:
+    stmt = sa.select(sessions).where(sessions.c.id == session_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).mappings().first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    return row
+
+
+def _replayed(conn: AsyncConnection, row: sa.RowMapping, completion: Completion) -> NoReturn:
+    """A finished session and another completion of it: the same one again (``_Stored``)
+    or a ``Conflict``."""
+    differences = replays.completion_differences(
+        row,
+        completion.given(),
+        token_columns=TOKEN_COLUMNS,
+        sqlite=conn.dialect.name == "sqlite",
+    )
+    if differences:
+        raise Conflict(row["id"], differences)
+    raise _Stored

@@ -14,15 +14,15 @@ from strawberry import UNSET
 from sessiongraph.db import outages, queries, writes
 from sessiongraph.db.errors import (
     CompletedBeforeStart,
-    FinishedMeanwhile,
+    Conflict,
     OperationIdTaken,
-    SessionExists,
     SessionFinished,
     SessionNotFound,
 )
 from sessiongraph.db.writes import TERMINAL_STATUSES, Announce, Completion
-from sessiongraph.errors import BadUserInput
+from sessiongraph.errors import BadUserInput, WriteConflict
 from sessiongraph.events import Event
+from sessiongraph.graphql import time_limit
 from sessiongraph.graphql.arguments import given
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.scalars import JSON
@@ -160,9 +160,10 @@ async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
     has committed. It runs to the end even if the request is cancelled meanwhile: a
     committed write is always announced."""
     events = info.context.events
+    time_limit.write_begins()
 
     async def run() -> T:
-        with outages.reported():
+        with outages.reported(writing=True):
             result = await write(events.announce)
         event = result if isinstance(result, Event) else getattr(result, "event", None)
         if event is not None:
@@ -170,6 +171,11 @@ async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
         return result
 
     return await queries.uncancellable(run())
+
+
+def _camel(column: str) -> str:
+    head, *rest = column.split("_")
+    return head + "".join(word.capitalize() for word in rest)
 
 
 def _no_session(error: SessionNotFound, field: str) -> BadUserInput:
@@ -184,7 +190,11 @@ async def _session(info: Info, session_id: str) -> Session:
 
 @strawberry.type(description="Write sessions and their operations.")
 class Mutation:
-    @strawberry.mutation(description="Start a session. Its workflow is created when new.")
+    @strawberry.mutation(
+        description="Start a session. Its workflow is created when new. Idempotent: an id "
+        "that exists with the same input returns the stored session and changes nothing; "
+        "with other values it is a CONFLICT."
+    )
     async def start_session(
         self,
         info: Info,
@@ -218,11 +228,11 @@ class Mutation:
             check_text(repo, f"input.repos[{index}]")
 
         def text(name: str) -> str | None:
-            head, *rest = name.split("_")
-            graphql_name = head + "".join(word.capitalize() for word in rest)
-            return check_text(given(getattr(input, name)), f"input.{graphql_name}")
+            return check_text(given(getattr(input, name)), f"input.{_camel(name)}")
 
         started_at = given(input.started_at)
+        # What the server fills in is not compared when this call is a retry.
+        chosen = frozenset() if started_at is not None else frozenset({"started_at"})
         if started_at is None and input.status is SessionStatus.RUNNING:
             started_at = datetime.now(UTC)
         row: dict[str, Any] = {
@@ -244,12 +254,19 @@ class Mutation:
             await _write(
                 info,
                 lambda announce: writes.start_session(
-                    engine=engine, row=row, workflow_name=workflow_name, announce=announce
+                    engine=engine,
+                    row=row,
+                    workflow_name=workflow_name,
+                    announce=announce,
+                    chosen=chosen,
                 ),
             )
-        except SessionExists as error:
-            raise BadUserInput(
-                f"A session with id {error.session_id!r} already exists", field="input.id"
+        except Conflict as error:
+            differences = [f"input.{_camel(column)}" for column in error.differences]
+            raise WriteConflict(
+                f"A session with id {error.session_id!r} exists with other values "
+                f"({', '.join(differences)}); nothing was changed",
+                differences,
             ) from error
         return await _session(info, session_id)
 
@@ -318,7 +335,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Finish a session with its final figures. A finished session takes no "
-        "more operations, and completing it again is an error that changes nothing."
+        "more operations. Idempotent: completing it again with the same figures returns it "
+        "unchanged; with other figures it is a CONFLICT that changes nothing."
     )
     async def complete_session(
         self,
@@ -364,7 +382,7 @@ class Mutation:
                 check_money(cost.cost_usd, f"costByModel[{index}].costUsd")
         completion = Completion(
             status=status.name.lower(),
-            completed_at=given(completed_at) or datetime.now(UTC),
+            completed_at=given(completed_at),
             error_message=check_text(given(error_message), "errorMessage"),
             input_tokens=check_count(given(input_tokens), "inputTokens"),
             output_tokens=check_count(given(output_tokens), "outputTokens"),
@@ -386,15 +404,12 @@ class Mutation:
             )
         except SessionNotFound as error:
             raise _no_session(error, "id") from error
-        except SessionFinished as error:
-            raise BadUserInput(
-                f"Session {error.session_id!r} is already {error.status}; nothing was changed",
-                field="id",
-            ) from error
-        except FinishedMeanwhile as error:
-            raise BadUserInput(
-                f"Session {error.session_id!r} was completed meanwhile; nothing was changed",
-                field="id",
+        except Conflict as error:
+            differences = [_camel(column) for column in error.differences]
+            raise WriteConflict(
+                f"Session {error.session_id!r} is finished with other figures "
+                f"({', '.join(differences)}); nothing was changed",
+                differences,
             ) from error
         except CompletedBeforeStart as error:
             raise BadUserInput(

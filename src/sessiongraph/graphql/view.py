@@ -42,7 +42,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from sessiongraph.auth import Access, Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
-from sessiongraph.graphql import compat
+from sessiongraph.graphql import compat, time_limit
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import operation_to_run, parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
@@ -162,15 +162,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if _is_subscription(operation.query, operation.operation_name, settings.max_tokens):
             await super().run_operation(operation)
             return
-        limit = settings.request_timeout_seconds
-        try:
-            async with asyncio.timeout(limit):
-                await super().run_operation(operation)
-        except TimeoutError:
+        stopped = await time_limit.within(
+            settings.request_timeout_seconds, super().run_operation(operation)
+        )
+        if isinstance(stopped, GraphQLError):
             result: NextMessage = {
                 "id": operation.id,
                 "type": "next",
-                "payload": {"data": None, "errors": [_timed_out(limit).formatted]},
+                "payload": {"data": None, "errors": [stopped.formatted]},
             }
             await operation.send_operation_message(result)
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -366,12 +365,10 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def _within_limit(self, work: Awaitable[T]) -> T | ExecutionResult:
         """``work``, stopped at the request time limit (then a timeout error is the result)."""
-        limit = self.settings.request_timeout_seconds
-        try:
-            async with asyncio.timeout(limit):
-                return await work
-        except TimeoutError:
-            return ExecutionResult(data=None, errors=[_timed_out(limit)])
+        result = await time_limit.within(self.settings.request_timeout_seconds, work)
+        if isinstance(result, GraphQLError):
+            return ExecutionResult(data=None, errors=[result])
+        return result
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -486,15 +483,6 @@ def _fragment_value(value: object) -> object:
     if isinstance(value, orjson.Fragment):
         return orjson.loads(orjson.dumps(value))
     raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _timed_out(limit: float) -> GraphQLError:
-    return limit_reached(
-        f"The request ran past the time limit of {limit:g} s and was stopped. "
-        "Ask for less, or try again later.",
-        limit="requestTimeout",
-        maximum=limit,
-    )
 
 
 def _bad_input(message: str) -> GraphQLError:
