@@ -390,3 +390,23 @@ async def test_refusals_of_the_database_layer_read_as_the_api_words_them(
         ("No session with id 'nope'", "id"),
         ("`completedAt` is before the session started", "completedAt"),
     ]
+
+
+async def test_complete_session_refuses_a_summed_total_an_int_cannot_carry(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    # Given a session whose counts each fit an Int, but not their sum
+    await _start(gql, id="s-1")
+    before = await _dump(engine)
+    most = 2**31 - 1
+
+    # When it completes without a total
+    variables = {"id": "s-1", "status": "COMPLETED", "input": most, "output": 1}
+    error = await gql.error(COMPLETE, variables, code="BAD_USER_INPUT")
+
+    # Then nothing is stored, and the error names the missing total
+    assert error["extensions"]["field"] == "totalTokens"
+    assert await _dump(engine) == before
+    # and the largest sum an Int carries is stored
+    data = await gql(COMPLETE, {**variables, "output": 0})
+    assert data["completeSession"]["totalTokens"] == most

@@ -26,13 +26,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, TextIO
 
 import sqlalchemy as sa
-from graphql import GRAPHQL_MAX_INT
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessiongraph.db import counters
 from sessiongraph.db.columns import database_clock
 from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions
-from sessiongraph.db.writes import TERMINAL_STATUSES, dialect_insert, upsert_workflows
+from sessiongraph.db.writes import (
+    MAX_TOKEN_COUNT,
+    TERMINAL_STATUSES,
+    dialect_insert,
+    upsert_workflows,
+)
 from sessiongraph.errors import BadUserInput
 from sessiongraph.inputs import (
     MAX_JSON_DEPTH,
@@ -50,8 +54,6 @@ from sessiongraph.jsontext import deeper_than, nesting_exceeds
 _RECORD_LEVELS = 3
 #: A JSON Lines line may wrap its records in a list or in ``{"sessions": [...]}``.
 _LINE_LEVELS = _RECORD_LEVELS + 2
-#: Token counts are GraphQL ``Int``s: a larger one could be stored but never read back.
-MAX_TOKEN_COUNT = GRAPHQL_MAX_INT
 #: A line of JSON Lines, or a record of a document, larger than this is skipped unread.
 MAX_RECORD_BYTES = 64 * 2**20
 

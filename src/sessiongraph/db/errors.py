@@ -45,6 +45,16 @@ class CompletedBeforeStart(WriteRefused):
         self.completed_at = completed_at
 
 
+class TotalTokensTooLarge(WriteRefused):
+    """``total_tokens``, summed from the session's counts since none was given, is more
+    than a GraphQL ``Int`` carries: stored, it could never be read back as it is."""
+
+    def __init__(self, session_id: str, total: int) -> None:
+        super().__init__(f"session {session_id!r} would total {total} tokens")
+        self.session_id = session_id
+        self.total = total
+
+
 class OperationIdTaken(WriteRefused):
     """An operation id of the batch is stored for another session."""
 

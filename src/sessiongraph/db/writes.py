@@ -20,9 +20,13 @@ from sessiongraph.db.errors import (
     OperationIdTaken,
     SessionFinished,
     SessionNotFound,
+    TotalTokensTooLarge,
 )
 from sessiongraph.db.tables import operations, sessions, workflows
 from sessiongraph.events import Event, EventKind, replaced
+
+#: The largest token count stored: a GraphQL ``Int`` (a larger one could never be read).
+MAX_TOKEN_COUNT = 2**31 - 1
 
 #: Told of a write's event inside its transaction (see ``sessiongraph.events``).
 Announce = Callable[[AsyncConnection, Event], Awaitable[None]]
@@ -295,7 +299,10 @@ async def complete_session(
             if completion.total_tokens is not None:
                 values["total_tokens"] = completion.total_tokens
             elif given:
-                values["total_tokens"] = sum(given.get(name, row[name]) for name in TOKEN_COLUMNS)
+                total = sum(given.get(name, row[name]) for name in TOKEN_COLUMNS)
+                if total > MAX_TOKEN_COUNT:
+                    raise TotalTokensTooLarge(session_id, total)
+                values["total_tokens"] = total
             if completion.total_cost_usd is not None:
                 values["total_cost_usd"] = completion.total_cost_usd
             if completion.cost_by_model is not None:

@@ -18,6 +18,7 @@ from sessiongraph.db.errors import (
     OperationIdTaken,
     SessionFinished,
     SessionNotFound,
+    TotalTokensTooLarge,
 )
 from sessiongraph.db.writes import TERMINAL_STATUSES, Announce, Completion
 from sessiongraph.errors import BadUserInput, WriteConflict
@@ -410,6 +411,13 @@ class Mutation:
                 f"Session {error.session_id!r} is finished with other figures "
                 f"({', '.join(differences)}); nothing was changed",
                 differences,
+            ) from error
+        except TotalTokensTooLarge as error:
+            raise BadUserInput(
+                f"`totalTokens` is absent, and the sum of the session's token counts, "
+                f"{error.total:,}, is more than an Int carries (2,147,483,647): give "
+                "`totalTokens`, or smaller counts",
+                field="totalTokens",
             ) from error
         except CompletedBeforeStart as error:
             raise BadUserInput(
