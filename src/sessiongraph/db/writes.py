@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessiongraph.db import counters
+from sessiongraph.db import counters, writer
 from sessiongraph.db.columns import database_clock
 from sessiongraph.db.errors import (
     CompletedBeforeStart,
@@ -49,7 +49,7 @@ async def start_session(
     ``SessionExists`` if its id is taken."""
     event = Event(EventKind.STARTED, row["id"])
     try:
-        async with engine.begin() as conn:
+        async with writer.transaction(engine) as conn:
             if await _session_status(conn, row["id"]) is not None:
                 raise SessionExists(row["id"])
             if row["workflow_id"] is not None:
@@ -121,7 +121,7 @@ async def record_operations(
     ``SessionFinished``): then nothing of the batch is stored.
     """
     ids = [row["operation_id"] for row in rows]
-    async with engine.begin() as conn:
+    async with writer.transaction(engine) as conn:
         # What the batch replaces is read with the lock, for its event.
         locked = (await conn.execute(_LOCKED[conn.dialect.name], {"id": session_id})).first()
         if locked is None:
@@ -156,8 +156,9 @@ async def record_operations(
             params = {f"add_{name}": value for name, value in tally.counters().items()}
             counted = await conn.execute(_COUNT_RECORDED, {"session_id": session_id, **params})
             if counted.rowcount != 1:
-                # Only on SQLite (no row locks; on PostgreSQL the lock above holds the
-                # status): the session was completed (or deleted) since it was first read.
+                # The session was completed (or deleted) since it was first read: not
+                # while the row lock (PostgreSQL) or the write lock taken at BEGIN
+                # IMMEDIATE (SQLite, see ``writer``) holds it, so a guard only.
                 _refuse_if_finished(session_id, await _session_status(conn, session_id))
                 raise SessionNotFound(session_id)
             await counters.add_tools(conn, session_id, tally)
@@ -219,7 +220,7 @@ async def complete_session(
     """Finish a running or pending session. Refused, changing nothing, when there is no
     such session, when it has finished (``SessionFinished``, or ``FinishedMeanwhile``
     if a concurrent call won) or when ``completion`` ends before the session started."""
-    async with engine.begin() as conn:
+    async with writer.transaction(engine) as conn:
         stmt = sa.select(sessions).where(sessions.c.id == session_id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
