@@ -144,3 +144,30 @@ async def test_the_wal_is_started_over_beside_overlapping_long_reads(
     # Then the WAL was started over as it went: it never held all of that (SQLite's
     # own checkpoints could never copy all of it, so it grew by all of it)
     assert largest < 8 * 2**20
+
+
+async def test_a_write_waits_for_another_process_at_most_the_busy_timeout(
+    settings: Settings,
+) -> None:
+    # Given a server with a busy timeout of 0.3 s, and another process's write (an
+    # import's) under way
+    database = sa.make_url(settings.database_url).database or ""
+    app = create_app(settings.model_copy(update={"sqlite_busy_timeout_seconds": 0.3}))
+    async with client(app) as http:
+        assert await post(http, START, id="s") == []
+        other = sqlite3.connect(database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            # When a batch is recorded meanwhile
+            started = time.monotonic()
+            errors = await post(http, RECORD, id="s", ops=operations("s", 0, 1))
+            waited = time.monotonic() - started
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+
+        # Then it fails as a retryable outage after about the busy timeout (not
+        # SQLite's default 5 s), and goes in once the other write is done
+        assert [error["extensions"]["code"] for error in errors] == ["UNAVAILABLE"]
+        assert 0.25 < waited < 3
+        assert await post(http, RECORD, id="s", ops=operations("s", 0, 1)) == []
