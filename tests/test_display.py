@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from sessiongraph.db import filtering
 from sessiongraph.display import (
     format_cost,
     format_duration_seconds,
@@ -178,3 +179,9 @@ def test_format_model_compact(model: str | None, expected: str | None) -> None:
 )
 def test_format_repos(repos: Sequence[str] | None, expected: str | None) -> None:
     assert format_repos(repos) == expected
+
+
+def test_repos_are_trimmed_in_sql_of_every_character_python_strips() -> None:
+    # filtering.WHITESPACE scans only up to U+3000, for a quick start: nothing beyond it.
+    every = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+    assert every == filtering.WHITESPACE

@@ -429,6 +429,9 @@ async def owner_and_output(gql: GraphQLClient, operation_id: str) -> tuple[str, 
     return found
 
 
+# On SQLite no other writer can come in between: the import's transaction holds the
+# database's write lock from its BEGIN IMMEDIATE (sessiongraph.db.writer).
+@pytest.mark.postgres_only
 async def test_an_operation_another_writer_takes_meanwhile_is_reported_not_counted(
     gql: GraphQLClient, engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -43,6 +43,11 @@ async def test_migrated_database_matches_the_models(engine: AsyncEngine) -> None
     assert await migrate.current_revision(engine) == migrate.head_revision()
 
 
+def test_the_head_start_up_checks_for_is_the_newest_migration() -> None:
+    # A new migration moves migrate.HEAD along with it: a start checks for it alone.
+    assert migrate.head_revision() == migrate.HEAD
+
+
 @pytest.fixture
 async def empty_postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """A new, empty database on the test server."""

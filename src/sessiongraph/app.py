@@ -18,6 +18,7 @@ from sessiongraph.admission import Admission
 from sessiongraph.auth import Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.db import migrate, queries
+from sessiongraph.db.checkpoints import Checkpointer
 from sessiongraph.db.engine import create_engine, warm_pool
 from sessiongraph.events import create_broker
 from sessiongraph.graphql.context import Context
@@ -35,7 +36,8 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 def create_app(settings: Settings | None = None) -> Starlette:
     """The app for ``settings`` (the environment's when omitted); the lifespan owns the engine."""
     settings = settings or Settings()
-    engine = create_engine(settings)
+    engine = create_engine(settings, background_checkpoints=True)
+    checkpoints = Checkpointer(engine)
     cursors = CursorCodec(settings.cursor_secret)
     events = create_broker(engine, capacity=settings.subscriber_queue_size)
 
@@ -46,12 +48,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await migrate.ensure_current(engine, auto_upgrade=settings.is_sqlite)
         if not settings.is_sqlite:  # SQLite opens a file: nothing to gain
             await warm_pool(engine, settings.pool_size)
+        await checkpoints.start()
         await events.start()
         try:
             yield
         finally:
             await events.stop()
             await queries.drain()
+            await checkpoints.stop()
             await engine.dispose()
 
     async def healthz(_request: Request) -> JSONResponse:

@@ -191,12 +191,13 @@ async def _prepare(settings: Settings, *, demo_data: bool) -> None:
     """Check (or, on SQLite, upgrade) the schema; fill an empty default database."""
     from sessiongraph.db.engine import create_engine, is_empty
     from sessiongraph.db.migrate import ensure_current
-    from sessiongraph.seed import seed_demo_data
 
     engine = create_engine(settings)
     try:
         await ensure_current(engine, auto_upgrade=settings.is_sqlite)
         if demo_data and await is_empty(engine):
+            from sessiongraph.seed import seed_demo_data  # only then: it takes a while
+
             print("Empty database: adding demo data.", file=sys.stderr)
             await seed_demo_data(engine, progress=_progress_printer())
     finally:

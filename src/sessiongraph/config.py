@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a request waits in the queue before it is refused (503, UNAVAILABLE).",
     )
+    sqlite_busy_timeout_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="SQLite: how long a write waits for another process's (an import, a "
+        "seed) before it is refused (UNAVAILABLE); this process's writes take turns "
+        "without it.",
+    )
     statement_timeout_ms: int = Field(
         default=5000,
         ge=0,

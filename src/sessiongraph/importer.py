@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Literal, TextIO
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessiongraph.db import counters
+from sessiongraph.db import counters, writer
 from sessiongraph.db.columns import database_clock
 from sessiongraph.db.tables import SESSION_STATUSES, operations, sessions
 from sessiongraph.db.writes import (
@@ -911,7 +911,7 @@ async def _store(engine: AsyncEngine, entries: list[_Entry], report: ImportRepor
     what is stored is counted.
     """
     attempts = [_Attempt(entry, entry.row) for entry in entries if entry.row is not None]
-    async with engine.begin() as conn:
+    async with writer.transaction(engine) as conn:
         statuses = await _stored_statuses(conn, [attempt.row["id"] for attempt in attempts])
         for attempt in attempts:
             old, new = statuses.get(attempt.row["id"]), attempt.row["status"]

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessiongraph.db import counters, tables
+from sessiongraph.db import counters, tables, writer
 
 __all__ = ["ANCHOR", "SeedReport", "seed_demo_data"]
 
@@ -242,7 +242,7 @@ async def seed_demo_data(
                 await conn.execute(table.insert(), buffer[start : start + _CHUNK_ROWS])
             buffer.clear()
 
-    async with engine.begin() as conn:
+    async with writer.transaction(engine) as conn:
         await conn.execute(tables.workflows.insert(), workflow_rows)
         for done in range(1, sessions + 1):
             session_row, operation_rows = gen.session(index=done - 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,16 +11,20 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sessiongraph.config import Settings
+from sessiongraph.db import writer
 from sessiongraph.db.tables import metadata
 from sessiongraph.jsontext import load_stored
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, background_checkpoints: bool = False) -> AsyncEngine:
     """An engine for ``settings.database_url``, pooled as configured.
 
-    SQLite gets WAL and foreign keys; PostgreSQL gets the statement timeout, so
-    no request can hold the database for long, and pooled connections the server
-    closed are replaced before use. Stored JSON is decoded by ``load_stored`` on both.
+    SQLite gets WAL, foreign keys and the busy timeout (how long a write waits for
+    another process's, see ``writer``); with ``background_checkpoints`` (the server,
+    which runs a ``checkpoints.Checkpointer``) its connections leave checkpoints to that.
+    PostgreSQL gets the statement timeout, so no request can hold the database for
+    long, and pooled connections the server closed are replaced before use. Stored
+    JSON is decoded by ``load_stored`` on both.
     """
     url = make_url(settings.database_url)
     pool = {
@@ -29,7 +34,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
     }
     if settings.is_sqlite:
         engine = create_async_engine(url, echo=settings.echo_sql, **pool)
-        sa.event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        pragmas = [
+            *SQLITE_PRAGMAS,
+            f"PRAGMA busy_timeout = {round(settings.sqlite_busy_timeout_seconds * 1000)}",
+        ]
+        if background_checkpoints:
+            pragmas.append("PRAGMA wal_autocheckpoint = 0")
+        sa.event.listen(engine.sync_engine, "connect", functools.partial(_configure, pragmas))
         return engine
     engine = create_async_engine(
         url,
@@ -84,11 +95,20 @@ async def warm_pool(engine: AsyncEngine, connections: int) -> None:
             raise connection
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+#: Every SQLite connection's. The WAL file, once started over, is cut back to 64 MiB:
+#: what a long burst of writes made it grows no further, but is not kept for good.
+SQLITE_PRAGMAS = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    f"PRAGMA journal_size_limit = {64 * 2**20}",
+)
+
+
+def _configure(pragmas: list[str], dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
+    for pragma in pragmas:
+        cursor.execute(pragma)
     cursor.close()
 
 
@@ -105,6 +125,6 @@ async def clear_data(engine: AsyncEngine) -> None:
     """Delete every row of every table, children first, and the rollups last (deleting
     sessions updates them)."""
     tables = reversed(metadata.sorted_tables)
-    async with engine.begin() as conn:
+    async with writer.transaction(engine) as conn:
         for table in sorted(tables, key=lambda table: table.name.endswith("_rollups")):
             await conn.execute(table.delete())

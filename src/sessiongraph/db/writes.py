@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessiongraph.db import counters, replays
+from sessiongraph.db import counters, replays, writer
 from sessiongraph.db.columns import database_clock
 from sessiongraph.db.errors import (
     CompletedBeforeStart,
@@ -74,7 +74,7 @@ async def start_session(
     a ``Conflict`` naming the columns."""
     event = Event(EventKind.STARTED, row["id"])
     try:
-        async with engine.begin() as conn:
+        async with writer.transaction(engine) as conn:
             if row["workflow_id"] is not None:
                 await upsert_workflows(conn, {row["workflow_id"]: workflow_name})
             insert = (
@@ -161,7 +161,7 @@ async def record_operations(
     ``SessionFinished``): then nothing of the batch is stored.
     """
     ids = [row["operation_id"] for row in rows]
-    async with engine.begin() as conn:
+    async with writer.transaction(engine) as conn:
         # What the batch replaces is read with the lock, for its event.
         locked = (await conn.execute(_LOCKED[conn.dialect.name], {"id": session_id})).first()
         if locked is None:
@@ -196,8 +196,9 @@ async def record_operations(
             params = {f"add_{name}": value for name, value in tally.counters().items()}
             counted = await conn.execute(_COUNT_RECORDED, {"session_id": session_id, **params})
             if counted.rowcount != 1:
-                # Only on SQLite (no row locks; on PostgreSQL the lock above holds the
-                # status): the session was completed (or deleted) since it was first read.
+                # The session was completed (or deleted) since it was first read: not
+                # while the row lock (PostgreSQL) or the write lock taken at BEGIN
+                # IMMEDIATE (SQLite, see ``writer``) holds it, so a guard only.
                 _refuse_if_finished(session_id, await _session_status(conn, session_id))
                 raise SessionNotFound(session_id)
             await counters.add_tools(conn, session_id, tally)
@@ -275,7 +276,7 @@ async def complete_session(
     ``completion``: the same figures write nothing and return ``Written(None)``, other
     ones are a ``Conflict`` naming the columns (``sessiongraph.db.replays``)."""
     try:
-        async with engine.begin() as conn:
+        async with writer.transaction(engine) as conn:
             row = await _completed_row(conn, session_id, lock=True)
             if row["status"] in TERMINAL_STATUSES:
                 _replayed(conn, row, completion)
