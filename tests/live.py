@@ -125,9 +125,17 @@ class WSClient:
                 self.pings += 1
                 await self.send({"type": "pong"})
 
-    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+    async def subscribe(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+    ) -> str:
         operation_id = str(next(self._ids))
-        payload = {"query": query, "variables": variables or {}}
+        payload: dict[str, Any] = {"query": query, "variables": variables or {}}
+        if operation_name is not None:
+            payload["operationName"] = operation_name
         await self.send({"id": operation_id, "type": "subscribe", "payload": payload})
         return operation_id
 
