@@ -28,14 +28,19 @@ from sessiongraph.graphql.persisted import PersistedQueries
 from sessiongraph.graphql.schema import build_schema
 from sessiongraph.graphql.view import GraphQLView
 from sessiongraph.guard import RequestGuard, error_response
+from sessiongraph.hosts import HostCheck
 
 logger = logging.getLogger("sessiongraph")
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The app for ``settings`` (the environment's when omitted); the lifespan owns the engine."""
+def create_app(settings: Settings | None = None, *, listening_on: str | None = None) -> Starlette:
+    """The app for ``settings`` (the environment's when omitted); the lifespan owns the engine.
+
+    ``listening_on`` is the address the server binds, where the caller knows it (``serve``
+    does): it decides which Host names are answered (``hosts.py``).
+    """
     settings = settings or Settings()
     engine = create_engine(settings)
     cursors = CursorCodec(settings.cursor_secret)
@@ -88,7 +93,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The guard wraps the GraphQL endpoint itself, so it runs for whatever path routes
     # there (a root path or a mount included), and for nothing else.
     guarded = RequestGuard(admitted, settings=settings, authenticator=authenticator)
-    middleware = []
+    # Outermost: a request for a host not allowed gets nothing else, CORS headers included.
+    middleware = [
+        Middleware(HostCheck, allowed=settings.allowed_hosts, listening_on=listening_on),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(

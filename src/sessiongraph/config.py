@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins whose pages may call the API (CORS); comma-separated.",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (the Host header, without its port) the server answers "
+        "for, comma-separated; `*.example.com` for its subdomains, `*` for any. Bound to a "
+        "loopback address, the loopback names are allowed besides; bound to another, none "
+        "configured allows any host (and a warning says so at start).",
+    )
     persisted_queries: bool = Field(
         default=True, description="Accept Apollo automatic persisted queries."
     )
@@ -163,7 +170,9 @@ class Settings(BaseSettings):
         "rollups the database keeps (same results, flat cost); off sums the sessions.",
     )
 
-    @field_validator("token_sha256", "read_only_token_sha256", "cors_origins", mode="before")
+    @field_validator(
+        "token_sha256", "read_only_token_sha256", "cors_origins", "allowed_hosts", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -180,6 +189,22 @@ class Settings(BaseSettings):
                     "`sessiongraph hash-token` prints one"
                 )
         return [digest.lower() for digest in digests]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        names = []
+        for host in hosts:
+            name = host.lower()
+            if name.startswith("[") and name.endswith("]"):
+                name = name[1:-1]  # an IPv6 address, as a Host header writes it
+            elif ":" in name or "/" in name or not name or any(c.isspace() for c in name):
+                raise ValueError(
+                    f"{host!r}: give host names as the Host header names them, without a "
+                    "scheme, port or path (example.com, *.example.com, [::1])"
+                )
+            names.append(name)
+        return names
 
     @field_validator("database_url")
     @classmethod
