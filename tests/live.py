@@ -24,9 +24,12 @@ PROTOCOL = "graphql-transport-ws"
 
 
 @asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
-    """Serve ``app`` (its lifespan already running) with uvicorn; yields its ws:// URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+async def serve(app: Starlette, **options: Any) -> AsyncIterator[str]:
+    """Serve ``app`` (its lifespan already running) with uvicorn, with these config
+    ``options``; yields its ws:// URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

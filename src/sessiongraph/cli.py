@@ -156,7 +156,7 @@ def serve_command(args: argparse.Namespace) -> int:
     options = {
         "ws_max_size": settings.max_body_bytes,
         "log_level": args.log_level,
-        "http": "sessiongraph.serving:NoDelayHttpToolsProtocol",
+        "http": serving.protocol(settings),
     }
     if args.workers == 1:
         app = create_app(settings, listening_on=args.host)

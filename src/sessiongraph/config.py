@@ -143,6 +143,24 @@ class Settings(BaseSettings):
         "loopback address, the loopback names are allowed besides; bound to another, none "
         "configured allows any host (and a warning says so at start).",
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest a client may take to send a request's headers (from when it "
+        "connects, or starts the request); then 408 and the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Longest a client may take to send a request's body, once its headers "
+        "are in; then 408 and the connection is closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections (HTTP and WebSocket) one process serves; a request on "
+        "one more is refused (503, UNAVAILABLE) and its connection closed.",
+    )
     persisted_queries: bool = Field(
         default=True, description="Accept Apollo automatic persisted queries."
     )
