@@ -321,13 +321,13 @@ class GraphQLView(GraphQL[Context, None]):
         """Strawberry's ``execute_operation``, for the operations ``_http`` takes."""
         allowed = StrawberryOperationType.from_http(method)
         if isinstance(operations, list):
-            self._check_batch_cost(operations, context)
+            self._check_batch_cost(operations)
             return await asyncio.gather(
                 *[self._execute(method, allowed, context, operation) for operation in operations]
             )
         return await self._execute(method, allowed, context, operations)
 
-    def _check_batch_cost(self, operations: list[GraphQLRequestData], context: Context) -> None:
+    def _check_batch_cost(self, operations: list[GraphQLRequestData]) -> None:
         """Refuses a batch whose operations together could return more nodes than the
         cost budget, before any of them runs: the budget is the request's, and each
         operation alone within it does not keep ten of them within it."""
@@ -440,7 +440,7 @@ class GraphQLView(GraphQL[Context, None]):
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
         if isinstance(request_data, list):
-            self._check_batch_cost(request_data, context)
+            self._check_batch_cost(request_data)
         return await self._within_limit(
             super().execute_operation(
                 request=request,
