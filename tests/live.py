@@ -24,9 +24,12 @@ PROTOCOL = "graphql-transport-ws"
 
 
 @asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
-    """Serve ``app`` (its lifespan already running) with uvicorn; yields its ws:// URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+async def serve(app: Starlette, **options: Any) -> AsyncIterator[str]:
+    """Serve ``app`` (its lifespan already running) with uvicorn, with these config
+    ``options``; yields its ws:// URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -125,9 +128,17 @@ class WSClient:
                 self.pings += 1
                 await self.send({"type": "pong"})
 
-    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+    async def subscribe(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+    ) -> str:
         operation_id = str(next(self._ids))
-        payload = {"query": query, "variables": variables or {}}
+        payload: dict[str, Any] = {"query": query, "variables": variables or {}}
+        if operation_name is not None:
+            payload["operationName"] = operation_name
         await self.send({"id": operation_id, "type": "subscribe", "payload": payload})
         return operation_id
 

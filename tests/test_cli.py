@@ -57,10 +57,21 @@ def served(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def test_serve_answers_with_demo_data(served: str) -> None:
+def test_serve_answers_with_demo_data_for_loopback_names_only(served: str) -> None:
     query = "{ sessions(first: 5) { totalCount nodes { id status totalCostDisplay } } }"
+    port = served.rsplit(":", 1)[1]
 
     response = httpx.post(f"{served}/graphql", json={"query": query}, timeout=10)
+    # `serve` binds 127.0.0.1 by default: a name rebound to it is refused (test_hosts.py)
+    rebound = httpx.post(
+        f"{served}/graphql",
+        json={"query": query},
+        headers={"host": f"rebound.example:{port}"},
+        timeout=10,
+    )
+
+    assert rebound.status_code == 400
+    assert rebound.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
     assert response.status_code == 200
     connection = response.json()["data"]["sessions"]

@@ -248,12 +248,12 @@ async def test_the_request_time_limit_holds_over_websocket(
     assert done == {"id": sub, "type": "complete"}
 
 
-async def test_a_subscription_run_as_the_first_of_several_operations_runs_on(
+async def test_a_subscription_named_among_several_operations_runs_on(
     app: Starlette, settings: Settings
 ) -> None:
-    # Given a document of several operations, the first a subscription, sent without an
-    # operationName: Strawberry runs the first, so it is a subscription, not held to
-    # the time limit of queries.
+    # Given a document of several operations, the first a subscription, sent with its
+    # operationName: it is a subscription, not held to the time limit of queries.
+    # (Without an operationName the document is refused: test_refusals.py.)
     document = (
         'subscription Live { sessionUpdated(id: "s-1") { id status } } query Other { __typename }'
     )
@@ -264,7 +264,7 @@ async def test_a_subscription_run_as_the_first_of_several_operations_runs_on(
         _live(settings, request_timeout_seconds=0.3) as url,
         WSClient.open(url) as client,
     ):
-        sub = await client.subscribe(document)
+        sub = await client.subscribe(document, operation_name="Live")
         await client.nothing(within=0.6)  # past the limit, and no time-out error
         mutation = await client.subscribe(start)
         # the mutation's result and end, and the event, in whichever order they come

@@ -103,4 +103,7 @@ async def test_a_subscription_over_plain_http_is_refused(
         response = await http.post("/graphql", json={"query": query})
 
     assert response.status_code == 400
-    assert response.text == f"subscriptions are not allowed when using {method}"
+    assert response.headers["content-type"] == "application/json"
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert "WebSocket" in error["message"]

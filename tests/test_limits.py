@@ -70,21 +70,28 @@ async def test_200_sessions_with_1000_operations_each_is_refused_before_any_sql(
     assert sql.statements == []
 
 
-async def test_without_an_operation_name_the_operation_that_runs_is_the_one_measured(
+async def test_the_named_operation_is_the_one_measured(
     http: httpx.AsyncClient, sql: SqlRecorder
 ) -> None:
-    # Strawberry runs the first operation of a document when none is named.
     two = f"query Big {BFF.removeprefix('query ')} query Small {{ __typename }}"
     variables = {"sessions": 200, "operations": 1000}
 
-    unnamed = (await http.post("/graphql", json={"query": two, "variables": variables})).json()
+    unnamed = await http.post("/graphql", json={"query": two, "variables": variables})
+    big = (
+        await http.post(
+            "/graphql", json={"query": two, "variables": variables, "operationName": "Big"}
+        )
+    ).json()
     small = (
         await http.post(
             "/graphql", json={"query": two, "variables": variables, "operationName": "Small"}
         )
     ).json()
 
-    assert_too_complex(unnamed, "costBudget", 50_000, 200 + 200 * 1000)
+    # without a name, a document of several operations runs none (test_refusals.py)
+    assert unnamed.status_code == 400
+    assert unnamed.json()["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert_too_complex(big, "costBudget", 50_000, 200 + 200 * 1000)
     assert sql.statements == []
     assert small == {"data": {"__typename": "Query"}, "extensions": cost(0)}
 
@@ -315,3 +322,41 @@ async def test_a_subscription_over_budget_is_refused(app: Starlette, settings: S
         "maximum": 10,
         "requested": 21,
     }
+
+
+@pytest.mark.parametrize(
+    ("operations", "status"),
+    [
+        pytest.param(2, 200, id="two-within-the-budget-together"),
+        pytest.param(3, 400, id="three-over-it-together"),
+        pytest.param(10, 400, id="ten-each-within-it"),
+    ],
+)
+async def test_the_cost_budget_is_the_whole_batchs(
+    settings: Settings, app: Starlette, operations: int, status: int
+) -> None:
+    # Given operations each within the budget (20,100 of 50,000 nodes)
+    query = "{ sessions(first: 100) { nodes { operations(first: 200) { totalCount } } } }"
+    batch = [{"query": query}] * operations
+    other = create_app(settings.model_copy(update={"batching": True}))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    async with other.router.lifespan_context(other):
+        sa.event.listen(other.state.engine.sync_engine, "before_cursor_execute", record)
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.post("/graphql", json=batch)
+
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert (
+            response.json()
+            == [{"data": {"sessions": {"nodes": []}}, "extensions": cost(20_100)}] * operations
+        )
+        return
+    # Then the batch is refused as a whole, before any SQL
+    assert_too_complex(response.json(), "costBudget", 50_000, 20_100 * operations)
+    assert statements == []

@@ -226,6 +226,12 @@ async def test_batches_are_answered_the_same_both_ways(both: Both) -> None:
             [*batch, {"query": "{ a }", "operationName": "Z"}]
         ),
         "a batch of one": post([{"query": "{ __typename }"}]),
+        "a batch over the cost budget together": post(
+            [{"query": "{ sessions(first: 100) { nodes { operations(first: 300) { id } } } }"}] * 2
+        ),
+        "a batch of several operations without a name": post(
+            [{"query": "query A { __typename } query B { __typename }"}]
+        ),
     }
     async with both(batching=True) as (lean, plain):
         await _same(lean, plain, requests)

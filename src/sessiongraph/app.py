@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -20,21 +21,27 @@ from sessiongraph.config import Settings
 from sessiongraph.db import migrate, queries
 from sessiongraph.db.checkpoints import Checkpointer
 from sessiongraph.db.engine import create_engine, warm_pool
+from sessiongraph.errors import ErrorCode
 from sessiongraph.events import create_broker
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.persisted import PersistedQueries
 from sessiongraph.graphql.schema import build_schema
 from sessiongraph.graphql.view import GraphQLView
-from sessiongraph.guard import RequestGuard
+from sessiongraph.guard import RequestGuard, error_response
+from sessiongraph.hosts import HostCheck
 
 logger = logging.getLogger("sessiongraph")
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The app for ``settings`` (the environment's when omitted); the lifespan owns the engine."""
+def create_app(settings: Settings | None = None, *, listening_on: str | None = None) -> Starlette:
+    """The app for ``settings`` (the environment's when omitted); the lifespan owns the engine.
+
+    ``listening_on`` is the address the server binds, where the caller knows it (``serve``
+    does): it decides which Host names are answered (``hosts.py``).
+    """
     settings = settings or Settings()
     engine = create_engine(settings, background_checkpoints=True)
     checkpoints = Checkpointer(engine)
@@ -90,7 +97,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The guard wraps the GraphQL endpoint itself, so it runs for whatever path routes
     # there (a root path or a mount included), and for nothing else.
     guarded = RequestGuard(admitted, settings=settings, authenticator=authenticator)
-    middleware = []
+    # Outermost: a request for a host not allowed gets nothing else, CORS headers included.
+    middleware = [
+        Middleware(HostCheck, allowed=settings.allowed_hosts, listening_on=listening_on),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -104,10 +114,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/graphql", guarded, methods=["GET", "POST"]),
+            # Every method: the guard refuses the others in the GraphQL error shape.
+            Route("/graphql", guarded),
             WebSocketRoute("/graphql", guarded),
         ],
         middleware=middleware,
+        exception_handlers={HTTPException: routing_error},
         lifespan=lifespan,
     )
     app.state.engine = engine
@@ -116,3 +128,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.schema = schema
     app.state.admission = admitted
     return app
+
+
+async def routing_error(_request: Request, error: Exception) -> JSONResponse:
+    """Starlette's refusals (no such path, a method the path does not serve) in the
+    GraphQL error shape, as every other refusal."""
+    assert isinstance(error, HTTPException)
+    code = ErrorCode.BAD_USER_INPUT if error.status_code < 500 else ErrorCode.INTERNAL
+    headers = dict(error.headers) if error.headers else None
+    return error_response(error.status_code, error.detail, code, headers=headers)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 #: `import --max-record-mb`'s default: ``sessiongraph.importer.MAX_RECORD_BYTES``.
 MAX_RECORD_MB = 64
+#: The address `serve --workers` binds, handed to its workers (not a setting: `--host` is).
+LISTENING_ON = "SESSIONGRAPH_SERVE_HOST"
 #: Back to the start of the line, and clear it (a progress line on a terminal).
 CLEAR_LINE = "\r\x1b[K"
 
@@ -154,15 +156,17 @@ def serve_command(args: argparse.Namespace) -> int:
     options = {
         "ws_max_size": settings.max_body_bytes,
         "log_level": args.log_level,
-        "http": "sessiongraph.serving:NoDelayHttpToolsProtocol",
+        "http": serving.protocol(settings),
     }
     if args.workers == 1:
-        uvicorn.run(_frozen(create_app(settings)), host=args.host, port=args.port, **options)
+        app = create_app(settings, listening_on=args.host)
+        uvicorn.run(_frozen(app), host=args.host, port=args.port, **options)
         return 0
     # Workers build their app from the environment: hand them this one's settings,
     # including the cursor secret, so a cursor from one worker is good on another.
     os.environ["SESSIONGRAPH_DATABASE_URL"] = settings.database_url
     os.environ["SESSIONGRAPH_CURSOR_SECRET"] = settings.cursor_secret
+    os.environ[LISTENING_ON] = args.host
     worker = {"factory": True, "workers": args.workers, "host": args.host, "port": args.port}
     if not serving.BALANCED_REUSEPORT:  # uvicorn's workers, on one shared socket
         uvicorn.run("sessiongraph.cli:worker_app", **worker, **options)
@@ -175,7 +179,7 @@ def worker_app() -> Starlette:
     """The app of one `serve --workers` process, from the environment."""
     from sessiongraph.app import create_app
 
-    return _frozen(create_app())
+    return _frozen(create_app(listening_on=os.environ.get(LISTENING_ON)))
 
 
 def _frozen(app: Starlette) -> Starlette:

@@ -162,6 +162,31 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins whose pages may call the API (CORS); comma-separated.",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (the Host header, without its port) the server answers "
+        "for, comma-separated; `*.example.com` for its subdomains, `*` for any. Bound to a "
+        "loopback address, the loopback names are allowed besides; bound to another, none "
+        "configured allows any host (and a warning says so at start).",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest a client may take to send a request's headers (from when it "
+        "connects, or starts the request); then 408 and the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Longest a client may take to send a request's body, once its headers "
+        "are in; then 408 and the connection is closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections (HTTP and WebSocket) one process serves; a request on "
+        "one more is refused (503, UNAVAILABLE) and its connection closed.",
+    )
     persisted_queries: bool = Field(
         default=True, description="Accept Apollo automatic persisted queries."
     )
@@ -200,7 +225,9 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("token_sha256", "read_only_token_sha256", "cors_origins", mode="before")
+    @field_validator(
+        "token_sha256", "read_only_token_sha256", "cors_origins", "allowed_hosts", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -217,6 +244,22 @@ class Settings(BaseSettings):
                     "`sessiongraph hash-token` prints one"
                 )
         return [digest.lower() for digest in digests]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        names = []
+        for host in hosts:
+            name = host.lower()
+            if name.startswith("[") and name.endswith("]"):
+                name = name[1:-1]  # an IPv6 address, as a Host header writes it
+            elif ":" in name or "/" in name or not name or any(c.isspace() for c in name):
+                raise ValueError(
+                    f"{host!r}: give host names as the Host header names them, without a "
+                    "scheme, port or path (example.com, *.example.com, [::1])"
+                )
+            names.append(name)
+        return names
 
     @field_validator("database_url")
     @classmethod

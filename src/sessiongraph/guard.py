@@ -46,6 +46,19 @@ _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19
 
 
+#: The methods GraphQL over HTTP uses (HEAD is not among them: a GET's answer is its body).
+ALLOWED_METHODS = ("GET", "POST")
+
+#: What ``_body`` returns when the client disconnected before its body was complete.
+_GONE = b"\0gone"
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type header is JSON, as Strawberry's view decides it."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return "application/json" in media_type
+
+
 def error_response(
     status: int, message: str, code: ErrorCode, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -69,6 +82,16 @@ class RequestGuard:
         if scope["type"] == "websocket":  # the token may also come with connection_init
             await self.app(scope, receive, send)
             return
+        if scope["method"] not in ALLOWED_METHODS:
+            response = error_response(
+                405,
+                f"{scope['method']} is not served here: send GraphQL operations with POST "
+                "(or queries with GET)",
+                ErrorCode.BAD_USER_INPUT,
+                headers={"Allow": ", ".join(ALLOWED_METHODS)},
+            )
+            await response(scope, receive, send)
+            return
         if access is None:
             response = error_response(
                 401,
@@ -78,7 +101,17 @@ class RequestGuard:
             )
             await response(scope, receive, send)
             return
+        if scope["method"] == "POST" and not is_json(headers.get("content-type")):
+            response = error_response(
+                415,
+                "Send the operation as JSON, with Content-Type: application/json",
+                ErrorCode.BAD_USER_INPUT,
+            )
+            await response(scope, receive, send)
+            return
         body = await self._body(scope, receive, headers)
+        if body is _GONE:
+            return  # nobody to answer, and only part of a body: nothing runs
         if body is None:
             response = error_response(
                 413,
@@ -102,7 +135,8 @@ class RequestGuard:
             _decoded.reset(token)
 
     async def _body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes | None:
-        """The whole body, or None when it is over the limit (read no further than that)."""
+        """The whole body, or None when it is over the limit (read no further than that);
+        ``_GONE`` when the client went away (or was sent away) before it sent it all."""
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -112,7 +146,7 @@ class RequestGuard:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return _GONE
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -143,8 +177,6 @@ class RequestGuard:
                     except Refused as refused:
                         return _bad(f"`{name}` {refused.reason}")
             return self._operation_refusal(operation)
-        if "json" not in headers.get("content-type", "").lower():
-            return None  # the view refuses other content types itself
         try:
             data = _loads(body, decoded, depth)
         except Refused as refused:

@@ -9,12 +9,16 @@ asyncio turns TCP_NODELAY on only for a socket whose protocol number says TCP. W
 Nagle's algorithm: a response goes out as two writes (head, then body), and the
 second waited for the client's delayed ACK, about 40 ms on every request of a
 reused connection (measured: 44 ms a request with two workers, 0.8 ms with one).
+
+The protocol also bounds how long a client may take to send a request, and how many
+connections a process serves (``NoDelayHttpToolsProtocol``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -23,10 +27,22 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
 
+import orjson
 import uvicorn
+from starlette.types import Receive, Scope, Send
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from sessiongraph.config import Settings
+from sessiongraph.errors import ErrorCode, Unavailable
+from sessiongraph.guard import error_response
+
+RETRY_AFTER_SECONDS = Unavailable.RETRY_AFTER_SECONDS
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:
@@ -37,10 +53,172 @@ def no_delay(transport: asyncio.BaseTransport) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """How long a client may take to send a request, and how many connections one
+    process serves (``Settings.header_timeout_seconds`` and the rest)."""
+
+    header_timeout: float = _default("header_timeout_seconds")
+    body_timeout: float = _default("body_timeout_seconds")
+    max_connections: int = _default("max_connections")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientLimits:
+        return cls(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+            max_connections=settings.max_connections,
+        )
+
+
+def protocol(settings: Settings) -> Any:
+    """What `serve` hands uvicorn as its HTTP protocol: ``NoDelayHttpToolsProtocol`` with
+    the limits of ``settings``. (A partial, not a class made here: ``--workers`` sends
+    uvicorn's config to each process, pickled.)"""
+    return functools.partial(NoDelayHttpToolsProtocol, limits=ClientLimits.from_settings(settings))
+
+
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with Nagle's algorithm off, and held to ``limits``.
+
+    uvicorn bounds the wait for the next request on a kept-alive connection
+    (``timeout_keep_alive``) and nothing else: a client could connect and send nothing,
+    or send its headers or its body a byte at a time, and hold the connection (and, for
+    a body, the request's task) for as long as it likes; and there was no bound on
+    connections. Here:
+
+    - the headers of a request must be in within ``header_timeout`` (from the
+      connection, for the first request; from its first byte, for the next ones);
+    - its body within ``body_timeout`` of its headers;
+
+    else the client gets a 408 (or, before sending anything, nothing) and the
+    connection is closed; a body cut short runs nothing (the guard sees a disconnect).
+    A connection beyond ``max_connections`` (HTTP and WebSocket ones count) gets a 503
+    ``UNAVAILABLE`` with ``Retry-After`` for its request, and is closed.
+    """
+
+    def __init__(self, *args: Any, limits: ClientLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or ClientLimits()
+        self._deadline: asyncio.TimerHandle | None = None
+        #: Whether a request has begun and its headers are not all in.
+        self._in_headers = False
+        self._over_capacity = False
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         no_delay(transport)
         super().connection_made(transport)
+        self._over_capacity = len(self.connections) > self.limits.max_connections
+        self._arm(self.limits.header_timeout, self._headers_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        if self._deadline is None:  # a later request on the connection
+            self._arm(self.limits.header_timeout, self._headers_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._disarm()
+        upgrade = self.parser.should_upgrade() and self._should_upgrade()
+        if self._over_capacity and not upgrade:
+            self.app = _unavailable  # this connection's requests, and then it closes
+        super().on_headers_complete()
+        if not upgrade:
+            self._arm(self.limits.body_timeout, self._body_too_slow)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the WebSocket protocol takes the connection over
+        if self._over_capacity:
+            self._answer(_UNAVAILABLE)
+            return
+        super().handle_websocket_upgrade()
+
+    def _arm(self, seconds: float, expired: Callable[[], None]) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # a response under way: the connection ends with it
+            return
+        if self._in_headers:
+            self._answer(_TOO_SLOW_HEADERS)
+        else:  # connected, and sent nothing: nothing to answer
+            self.transport.close()
+
+    def _body_too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle.response_started:  # answered already: what is left of the body is moot
+            self.transport.close()
+            return
+        # The request's task sees a disconnect: it runs nothing and answers nothing.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._answer(_TOO_SLOW_BODY)
+
+    def _answer(self, response: bytes) -> None:
+        """Writes a whole response and closes the connection."""
+        self.transport.write(response)
+        self.transport.close()
+
+
+def _response(status: int, message: str, code: ErrorCode, **extensions: Any) -> bytes:
+    """A response, as bytes, with a JSON body in the GraphQL error shape."""
+    body = orjson.dumps(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    )
+    headers = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+    headers += ["content-type: application/json", f"content-length: {len(body)}"]
+    if status == 503:
+        headers.append(f"retry-after: {RETRY_AFTER_SECONDS}")
+    headers.append("connection: close")
+    return ("\r\n".join(headers) + "\r\n\r\n").encode("ascii") + body
+
+
+_TOO_SLOW_HEADERS = _response(
+    408, "The request's headers took too long to arrive", ErrorCode.BAD_USER_INPUT
+)
+_TOO_SLOW_BODY = _response(
+    408, "The request's body took too long to arrive", ErrorCode.BAD_USER_INPUT
+)
+_BUSY = "The server has as many connections as it serves; retry the request later."
+_UNAVAILABLE = _response(503, _BUSY, ErrorCode.UNAVAILABLE, retryAfterSeconds=RETRY_AFTER_SECONDS)
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a request on a connection over the limit."""
+    response = error_response(
+        503,
+        _BUSY,
+        ErrorCode.UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Connection": "close"},
+        retryAfterSeconds=RETRY_AFTER_SECONDS,
+    )
+    await response(scope, receive, send)
 
 
 # -- several processes ---------------------------------------------------------------------

@@ -297,6 +297,20 @@ def admit(
     return refusals, None if refusals else measured.cost
 
 
+def requested_nodes(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+) -> int:
+    """The cost of the operation Strawberry runs, as ``admit`` measures it (0 when there
+    is no such operation)."""
+    operation = operation_to_run(document, operation_name)
+    if operation is None:
+        return 0
+    return measure(schema, document, operation, _coerced(schema, operation, variables)).cost
+
+
 def cost_report(cost: int, limits: Limits) -> dict[str, Any]:
     """The ``extensions`` entry of an admitted operation's result."""
     return {"cost": {"requestedNodes": cost, "budget": limits.cost}}

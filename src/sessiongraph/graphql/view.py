@@ -12,9 +12,9 @@ from typing import Any, TypeVar, cast
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLError, OperationType
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -46,9 +46,10 @@ from sessiongraph.graphql import compat, time_limit
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import operation_to_run, parsed
 from sessiongraph.graphql.errors import limit_reached, shape_error
+from sessiongraph.graphql.limits import requested_nodes
 from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
 from sessiongraph.graphql.websocket import CheckedWebSocketAdapter, RefusedMessage
-from sessiongraph.guard import body_read, decoded_json, granted, operation_problem
+from sessiongraph.guard import body_read, decoded_json, error_response, granted, operation_problem
 from sessiongraph.lru import LRU
 
 T = TypeVar("T")
@@ -148,6 +149,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             if query is None:
                 await self._refuse(message, _bad_input("`query` is missing"))
                 return
+            name = payload.get("operationName")
+            unnamed = operation_name_problem(query, name, self.view.settings.max_tokens)
+            if unnamed is not None:
+                await self._refuse(message, _bad_input(unnamed))
+                return
             message = {**message, "payload": {**payload, "query": query}}  # type: ignore[typeddict-item]
         await super().handle_subscribe(message)
 
@@ -234,15 +240,16 @@ class GraphQLView(GraphQL[Context, None]):
         return self._short_way and getattr(self.schema, "lean", False) is True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.lean:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        # strawberry.asgi.GraphQL.__call__, with ``_http`` for ``run``
+        # strawberry.asgi.GraphQL.__call__ (with ``_http`` for ``run`` on the short way),
+        # answering its refusals in the GraphQL error shape rather than in plain text.
         request = Request(scope=scope, receive=receive)
         try:
-            response = await self._http(request)
+            response = await (self._http(request) if self.lean else self.run(request))
         except HTTPException as error:
-            response = PlainTextResponse(error.reason, status_code=error.status_code)
+            response = refusal_response(error)
         await response(scope, receive, send)
 
     async def _http(self, request: Request) -> Response:
@@ -329,10 +336,43 @@ class GraphQLView(GraphQL[Context, None]):
         """Strawberry's ``execute_operation``, for the operations ``_http`` takes."""
         allowed = StrawberryOperationType.from_http(method)
         if isinstance(operations, list):
+            self._check_batch_cost(operations)
             return await asyncio.gather(
                 *[self._execute(method, allowed, context, operation) for operation in operations]
             )
         return await self._execute(method, allowed, context, operations)
+
+    def _check_batch_cost(self, operations: list[GraphQLRequestData]) -> None:
+        """Refuses a batch whose operations together could return more nodes than the
+        cost budget, before any of them runs: the budget is the request's, and each
+        operation alone within it does not keep ten of them within it."""
+        limits = self.schema.limits  # type: ignore[attr-defined]
+        total = 0
+        for operation in operations:
+            try:
+                query = self.persisted.resolve(operation.query, operation.extensions)
+                if query is None:
+                    continue
+                document = parsed(query, self.settings.max_tokens)
+            except (PersistedQueryError, GraphQLError):
+                continue  # that operation reports it
+            total += requested_nodes(
+                self.schema._schema,  # type: ignore[attr-defined]
+                document,
+                operation.operation_name,
+                operation.variables,
+            )
+        if total > limits.cost:
+            raise Refusal(
+                400,
+                f"These {len(operations)} operations could return {total} nodes together, "
+                f"over the budget of {limits.cost} for a request: ask for smaller pages "
+                "(`first`), or send fewer operations at once",
+                ErrorCode.QUERY_TOO_COMPLEX,
+                limit="costBudget",
+                maximum=limits.cost,
+                requested=total,
+            )
 
     async def _execute(
         self,
@@ -346,6 +386,7 @@ class GraphQLView(GraphQL[Context, None]):
             query = self.persisted.resolve(operation.query, operation.extensions)
         except PersistedQueryError as refused:
             return ExecutionResult(data=None, errors=[refused.error])
+        self._check_operation_name(query, operation.operation_name)
         try:
             return await self.schema.execute(
                 query,
@@ -397,10 +438,32 @@ class GraphQLView(GraphQL[Context, None]):
         unset: UnsetType = UNSET
         return unset
 
+    def _check_operation_name(self, query: str | None, operation_name: str | None) -> None:
+        problem = operation_name_problem(query, operation_name, self.settings.max_tokens)
+        if problem is not None:
+            raise Refusal(400, problem)
+
     async def execute_operation(
-        self, *args: Any, **kwargs: Any
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
-        return await self._within_limit(super().execute_operation(*args, **kwargs))
+        if isinstance(request_data, list):
+            self._check_batch_cost(request_data)
+        return await self._within_limit(
+            super().execute_operation(
+                request=request,
+                request_adapter=request_adapter,
+                request_data=request_data,
+                context=context,
+                root_value=root_value,
+                sub_response=sub_response,
+            )
+        )
 
     async def execute_single(
         self,
@@ -415,6 +478,7 @@ class GraphQLView(GraphQL[Context, None]):
             query = self.persisted.resolve(request_data.query, request_data.extensions)
         except PersistedQueryError as refused:
             return ExecutionResult(data=None, errors=[refused.error])
+        self._check_operation_name(query, request_data.operation_name)
         return await super().execute_single(
             request=request,
             request_adapter=request_adapter,
@@ -461,6 +525,77 @@ class GraphQLView(GraphQL[Context, None]):
         if result.extensions:
             response["extensions"] = result.extensions
         return response
+
+
+class Refusal(HTTPException):
+    """A request refused before GraphQL runs it, with the error code and extensions it is
+    answered with (``refusal_response``)."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        code: ErrorCode = ErrorCode.BAD_USER_INPUT,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(status_code, message)
+        self.code = code
+        self.headers = headers
+        self.extensions = extensions
+
+
+def refusal_response(error: HTTPException) -> Response:
+    """A refusal of the view or of Strawberry's (an ``HTTPException``) in the GraphQL error
+    shape, with the status GraphQL over HTTP gives it."""
+    if isinstance(error, Refusal):
+        return error_response(
+            error.status_code, error.reason, error.code, error.headers, **error.extensions
+        )
+    cause = error.__cause__
+    if isinstance(cause, InvalidOperationTypeError):
+        if cause.operation_type is StrawberryOperationType.MUTATION:
+            return error_response(
+                405,
+                "Mutations are not run over GET: send them with POST",
+                ErrorCode.BAD_USER_INPUT,
+                headers={"Allow": "POST"},
+            )
+        if cause.operation_type is StrawberryOperationType.SUBSCRIPTION:
+            return error_response(
+                400,
+                "Subscriptions are served over WebSocket (graphql-transport-ws) at this "
+                "path, not over HTTP",
+                ErrorCode.BAD_USER_INPUT,
+            )
+    code = ErrorCode.BAD_USER_INPUT if error.status_code < 500 else ErrorCode.INTERNAL
+    return error_response(error.status_code, error.reason, code)
+
+
+def operation_name_problem(
+    query: str | None, operation_name: str | None, max_tokens: int
+) -> str | None:
+    """What is wrong with choosing no operation of ``query``, if anything: a document of
+    several operations names the one to run (the GraphQL spec's GetOperation), where
+    Strawberry would run the first."""
+    if operation_name is not None or not query:
+        return None
+    try:
+        document = parsed(query, max_tokens)  # the parse the execution will reuse
+    except GraphQLError:
+        return None  # the execution reports it
+    names = [
+        d.name.value if d.name else "an anonymous one"
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    if len(names) < 2:
+        return None
+    return (
+        f"This document has {len(names)} operations ({', '.join(names)}): name the one "
+        "to run in `operationName`"
+    )
 
 
 def _json_response(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> Response:
