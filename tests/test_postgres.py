@@ -53,8 +53,11 @@ async def test_statement_timeout_is_a_clear_error_and_frees_the_connection(
 async def test_connections_never_compile_statements(engine: AsyncEngine) -> None:
     # A page the planner overestimates would cross jit_above_cost and be compiled
     # first, for far longer than it runs.
+    # Nor start parallel workers for a statement that runs in less time than they take
+    # to start.
     async with engine.connect() as conn:
         assert (await conn.execute(sa.text("SHOW jit"))).scalar_one() == "off"
+        assert (await conn.execute(sa.text("SHOW parallel_setup_cost"))).scalar_one() == "10000"
         assert (await conn.execute(sa.text("SHOW timezone"))).scalar_one() == "UTC"
 
 
