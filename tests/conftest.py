@@ -20,7 +20,12 @@ from sessiongraph.config import Settings
 from sessiongraph.db import migrate
 from sessiongraph.db.engine import create_engine
 from tests.helpers import GraphQLClient, SqlRecorder, is_plan_setting
-from tests.postgres import PostgresUnavailable, throwaway_postgres
+from tests.postgres import (
+    PostgresServer,
+    PostgresUnavailable,
+    throwaway_postgres,
+    throwaway_server,
+)
 
 REQUIRE_POSTGRES = "SESSIONGRAPH_REQUIRE_POSTGRES"
 
@@ -71,18 +76,33 @@ def postgres_url() -> Iterator[str]:
         _postgres_skipped.append(str(error))
         pytest.skip(f"PostgreSQL half skipped: {error}")
     try:
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate_schema(url))
         yield url
     finally:
         server.__exit__(None, None, None)
 
 
-async def _migrate(url: str) -> None:
+async def migrate_schema(url: str) -> None:
+    """Creates or upgrades the schema of the database at ``url``."""
     engine = create_engine(Settings(database_url=url))
     try:
         await migrate.upgrade(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, which it may restart."""
+    try:
+        with throwaway_server() as server:
+            if server.restart is None:
+                pytest.skip("the PostgreSQL server is given (SESSIONGRAPH_TEST_POSTGRES_URL)")
+            yield server
+    except PostgresUnavailable as error:
+        if os.environ.get(REQUIRE_POSTGRES):
+            pytest.fail(f"PostgreSQL is required ({REQUIRE_POSTGRES} is set): {error}")
+        pytest.skip(f"no PostgreSQL: {error}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

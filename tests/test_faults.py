@@ -17,21 +17,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from sessiongraph.config import Settings
-from sessiongraph.db import migrate
 from sessiongraph.db.engine import create_engine
-from tests.conftest import REQUIRE_POSTGRES
+from tests.conftest import migrate_schema
 from tests.live import free_port
-from tests.postgres import PostgresServer, PostgresUnavailable, throwaway_server
+from tests.postgres import PostgresServer
 
 WRITERS = 8
 BATCHES_PER_SESSION = 3
@@ -49,19 +46,6 @@ COMPLETE = """mutation ($id: String!, $at: DateTime!) {
   completeSession(id: $id, status: COMPLETED, completedAt: $at, totalCostUsd: "0.0125") {
     id status } }"""
 READ = "{ sessions(first: 5) { totalCount nodes { id status operationCount } } }"
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    try:
-        with throwaway_server() as server:
-            if server.restart is None:
-                pytest.skip("the PostgreSQL server is given (SESSIONGRAPH_TEST_POSTGRES_URL)")
-            yield server
-    except PostgresUnavailable as error:
-        if os.environ.get(REQUIRE_POSTGRES):
-            pytest.fail(f"PostgreSQL is required ({REQUIRE_POSTGRES} is set): {error}")
-        pytest.skip(f"no PostgreSQL: {error}")
 
 
 class Server:
@@ -189,14 +173,6 @@ async def _reader(base: str, tally: Tally) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _migrate(url: str) -> None:
-    engine = create_engine(Settings(database_url=url))
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 async def _stored(url: str) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
     """Each stored operation id's session and how many rows hold it; each session's
     status and whether its counter matches its rows."""
@@ -233,7 +209,7 @@ async def test_retrying_writers_lose_nothing_through_database_restarts_and_serve
 ) -> None:
     restart = own_postgres.restart
     assert restart is not None
-    await _migrate(own_postgres.url)
+    await migrate_schema(own_postgres.url)
     server = Server(tmp_path, own_postgres.url)
     await asyncio.to_thread(server.start)
     tally = Tally()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,7 +22,7 @@ from sessiongraph.config import Settings
 from sessiongraph.db import migrate
 from sessiongraph.db.engine import create_engine
 from tests.helpers import GraphQLClient, insert_session
-from tests.postgres import PostgresServer, PostgresUnavailable, throwaway_server
+from tests.postgres import PostgresServer
 from tests.test_unavailable import MESSAGE, UNAVAILABLE, assert_logged_as_outage
 
 DASHBOARD = """{ sessions(first: 20) { totalCount nodes { id workflowName operationCount
@@ -180,18 +180,6 @@ async def test_a_connection_lost_during_a_request_is_unavailable_then_requests_s
         # And the next requests succeed, on a new connection
         for _ in range(3):
             assert await client(PAGE) == {"sessions": {"nodes": [{"id": "s-1"}]}}
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of the test's own, which it may restart."""
-    try:
-        with throwaway_server() as server:
-            if server.restart is None:
-                pytest.skip("the PostgreSQL server is given (SESSIONGRAPH_TEST_POSTGRES_URL)")
-            yield server
-    except PostgresUnavailable as error:
-        pytest.skip(f"no PostgreSQL: {error}")
 
 
 async def test_requests_succeed_again_after_postgres_restarts(own_postgres: PostgresServer) -> None:
