@@ -54,7 +54,9 @@ def decode(text: str | bytes, *, max_depth: int) -> Any:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as error:
         message = str(error)
-        if message.startswith("depth limit exceeded"):
+        # "depth limit exceeded" (orjson 3.10.x later releases) or "array and object
+        # recursion depth exceeded" (earlier ones).
+        if "depth" in message and "exceeded" in message:
             raise Refused(_too_deep(max_depth)) from None
         if message.startswith("str is not valid UTF-8"):  # it says "surrogates" too
             raise Refused("is not UTF-8 text") from None

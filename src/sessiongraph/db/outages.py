@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from asyncpg.exceptions import InternalClientError
 
 from sessiongraph.db.errors import DatabaseUnavailable
 
@@ -49,6 +50,11 @@ def _is_driver_outage(error: BaseException, *, writing: bool) -> bool:
     # as the OSError itself (ConnectionRefusedError, "Multiple exceptions: ..."), and
     # asyncpg's own errors (CannotConnectNowError...) as themselves.
     if isinstance(error, OSError):
+        return True
+    # A connection whose operation was cut off mid-way (by a restart of the server)
+    # refuses the next one ("another operation is in progress"); SQLAlchemy 2.1 wraps
+    # it, 2.0 lets it through as asyncpg raised it.
+    if isinstance(error, InternalClientError):
         return True
     sqlstate = getattr(error, "sqlstate", None)
     if isinstance(sqlstate, str):
