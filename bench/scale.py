@@ -106,10 +106,11 @@ from sessiongraph.graphql.cursors import CursorCodec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.postgres import throwaway_postgres
 
-#: Its backfill sums the loaded sessions into the rollups.
-ROLLUPS_MIGRATION = importlib.import_module(
-    "sessiongraph.db.migrations.versions.0003_session_rollups"
-)
+#: Their backfills sum the loaded sessions into the rollups: hours and days, then months.
+ROLLUPS_MIGRATIONS = [
+    importlib.import_module(f"sessiongraph.db.migrations.versions.{name}")
+    for name in ("0003_session_rollups", "0004_month_rollups")
+]
 
 # --- the server -------------------------------------------------------------
 
@@ -562,7 +563,7 @@ async def load(
         "workflows", records=[*WORKFLOWS, BULK_WORKFLOW], columns=["id", "name"]
     )
     plans: list[SessionPlan] = []
-    # The rollups are summed once after the load (as migration 0003 does), not per row.
+    # The rollups are summed once after the load (as migrations 0003, 0004 do), not per row.
     await conn.execute("ALTER TABLE sessions DISABLE TRIGGER USER")
     await timed(
         "copy sessions",
@@ -581,8 +582,9 @@ async def load(
     await timed("count operations", lambda: conn.execute(COUNT_OPERATIONS))
 
     async def sum_rollups() -> None:
-        for statement in ROLLUPS_MIGRATION.backfill_statements(sqlite=False):
-            await conn.execute(statement)
+        for migration in ROLLUPS_MIGRATIONS:
+            for statement in migration.backfill_statements(sqlite=False):
+                await conn.execute(statement)
 
     await timed("sum rollups", sum_rollups)
     await conn.execute("ALTER TABLE sessions ENABLE TRIGGER USER")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sessiongraph.cli import main
@@ -165,10 +164,6 @@ async def database_at_0001(new_database_url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-def _downgrade(connection: sa.Connection, revision: str) -> None:
-    command.downgrade(migrate._config(connection), revision)
-
-
 @pytest.mark.filterwarnings(*EXPRESSION_INDEX_WARNINGS)
 async def test_upgrading_a_database_with_data_backfills_the_counters(
     database_at_0001: AsyncEngine,
@@ -213,8 +208,7 @@ async def test_upgrading_a_database_with_data_backfills_the_counters(
         assert before <= stored[undated]["updated_at"] <= after
 
     # ... and the migration goes back and forth
-    async with engine.begin() as conn:
-        await conn.run_sync(_downgrade, "0001")
+    await migrate.downgrade(engine, "0001")
     await migrate.upgrade(engine)
     async with engine.connect() as conn:
         assert (await conn.scalar(sa.select(sa.func.count()).select_from(session_tools))) == len(

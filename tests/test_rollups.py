@@ -59,9 +59,12 @@ SERIES = """query($filter: SessionFilter, $bucket: TimeBucket!, $offset: Int, $f
 
 
 def _instant(rng: random.Random) -> datetime:
-    """A time in the four days around ``DAY``: often exactly on an hour or a day."""
-    hours = rng.randrange(-48, 48)
+    """A time in the five days around ``DAY`` (across a month's end), often exactly on
+    an hour or a day; sometimes in the weeks around them."""
+    hours = rng.randrange(-48, 72)
     kind = rng.random()
+    if kind > 0.85:
+        return DAY + timedelta(seconds=rng.randrange(-18 * 86400, 18 * 86400))
     if kind < 0.2:
         return DAY + timedelta(hours=hours)
     if kind < 0.3:
@@ -107,6 +110,15 @@ def _filters(rng: random.Random) -> list[dict[str, Any] | None]:
             scope["and"] = [{"startedAt": {"gte": _instant(rng).isoformat()}}]
         found.append(scope)
     found.append({"startedAt": {"lastSeconds": 31_622_400}, "workflowId": {"in": ["wf-a"]}})
+    # Whole months inside: month rows between day rows
+    found.append({"startedAt": {"gte": "2026-02-20T00:00:00Z", "lt": "2026-05-10T00:00:00Z"}})
+    found.append(
+        {
+            "startedAt": {"gt": "2026-02-28T23:30:00.5Z", "lte": "2026-04-30T23:59:59Z"},
+            "status": ["COMPLETED", "FAILED"],
+        }
+    )
+    found.append({"startedAt": {"gte": "2026-04-01T00:00:00Z"}, "workflowId": {"eq": "wf-b"}})
     return found
 
 
@@ -170,23 +182,29 @@ async def test_stats_from_the_rollups_are_those_of_the_sessions(
 ) -> None:
     await _write(gql, engine, tmp_path)
     rng = random.Random(7)
-    for scope in _filters(rng):
+    scopes = _filters(rng)
+    for scope in scopes:
         with statements(engine) as seen:
             data = await gql(STATS, {"filter": scope})
-        # The fast path did read the rollups (the plain app sums the sessions).
+        # The fast path did read the rollups (the plain app sums the sessions) ...
         assert any("session_rollups" in statement for statement in seen), scope
+        # ... their month rows too, where a month lies wholly inside
+        if scope is None or scope in scopes[-3:]:
+            assert any("grain = 'm'" in statement for statement in seen), scope
         assert data["sessionStats"]["count"] == sum(
             s["count"] for s in data["sessionStats"]["byStatus"]
         )
     cases = [("DAY", 0), ("WEEK", 0), ("MONTH", 0), ("HOUR", 0), ("DAY", -300), ("HOUR", 120)]
     for bucket, offset in cases:
-        for scope in _filters(rng)[:6]:
+        scopes = _filters(rng)
+        for scope in scopes[:6] + scopes[-3:]:
             variables = {"filter": scope, "bucket": bucket, "offset": offset}
             if rng.random() < 0.5:
                 variables |= {"from": _instant(rng).isoformat(), "to": _instant(rng).isoformat()}
             with statements(engine) as seen:
-                await gql(SERIES, variables)
-            if "from" not in variables or variables["from"] <= variables["to"]:
+                data = await gql(SERIES, variables)
+            # (No buckets: an empty window without from and to, or from after to.)
+            if data["sessionStats"]["timeSeries"]:
                 assert any("session_rollups" in statement for statement in seen), variables
 
 
@@ -252,6 +270,14 @@ async def test_the_migration_sums_the_sessions_already_stored(
             async with other.begin() as conn:
                 await conn.execute(sa.text("INSERT INTO workflows (id) VALUES ('wf-a'), ('wf-b')"))
                 await conn.execute(sessions.insert(), stored)
+        await migrate.upgrade(other)
+        assert await _rollup_rows(other) == kept
+        assert any(row[0] == "m" for row in kept[0])
+        assert any(row[0] == "m" for row in kept[1])
+        # ... and from the revision before months
+        await migrate.downgrade(other, "0003")
+        months = await _rollup_rows(other)
+        assert not any(row[0] == "m" for rows in months for row in rows)
         await migrate.upgrade(other)
         assert await _rollup_rows(other) == kept
     finally:

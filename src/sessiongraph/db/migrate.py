@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: The newest migration's revision (test_migrations checks it is Alembic's head).
-HEAD = "0003"
+HEAD = "0004"
 
 _STORED = sa.text("SELECT version_num FROM alembic_version")
 
@@ -60,6 +60,17 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
     def run(connection: Connection) -> None:
         command.upgrade(_config(connection), revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the schema back to ``revision``, in one transaction."""
+    from alembic import command
+
+    def run(connection: Connection) -> None:
+        command.downgrade(_config(connection), revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)

@@ -1,26 +1,28 @@
 """Reading sums from the session rollups instead of the sessions (``sessionStats``).
 
 ``session_rollups`` and ``session_model_rollups`` (tables.py, kept by the triggers of
-migration 0003) hold, per UTC hour and UTC day a session started in (and one bucket
-for the sessions without a start), per status and workflow, what those sessions add
-up to. Sums are exact, so the sessions of a window add up to the rollup rows of the
-hours and days wholly inside it plus the sessions of its ragged edges:
+migrations 0003 and 0004) hold, per UTC hour, UTC day and UTC month a session started
+in (and one bucket for the sessions without a start), per status and workflow, what
+those sessions add up to. Sums are exact, so the sessions of a window add up to the
+rollup rows of the units wholly inside it plus the sessions of its ragged edges, each
+unit's rows between the edges of the next coarser one:
 
-    [lower ........ L_hour ...... L_day ========== U_day ...... U_hour ........ upper]
-       sessions      hour rows         day rows        hour rows      sessions
+    [lower ... L_hour ... L_day ... L_month ====== U_month ... U_day ... U_hour ... upper]
+     sessions  hour rows  day rows       month rows       day rows  hour rows  sessions
 
 ``L_hour`` is the first hour wholly inside the window's lower bounds and ``U_hour``
 where the last one wholly inside its upper bounds ends; ``L_day``/``U_day`` the same for
-days between them. Every instant of the window falls in exactly one piece, whatever
-the bounds (a window inside one hour is all sessions). The edges are computed in SQL
-from the bounds, so ``lastSeconds`` slides with the database clock as it does in the
-filter.
+days between them, ``L_month``/``U_month`` for months between those. Every instant of
+the window falls in exactly one piece, whatever the bounds (a window inside one hour
+is all sessions). The edges are computed in SQL from the bounds, so ``lastSeconds``
+slides with the database clock as it does in the filter.
 
 A scope is summed this way (``plan``) when its filter holds, besides bounds on
 ``startedAt`` at its top level, only conditions on the rollups' dimensions (status and
 workflow, nested any way); and its grouping is none, status, workflow, or time buckets
-of ``startedAt`` the rollup buckets fit in (day rows for days, weeks and months at
-offset 0; hour rows for any whole-hour offset). Anything else reads the sessions.
+of ``startedAt`` the rollup units fit in (up to months for months at offset 0, up to
+days for days and weeks at offset 0, hours for any whole-hour offset). Anything else
+reads the sessions.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sessiongraph.db.queries import _FilterShape
 from sessiongraph.db.tables import session_model_rollups, session_rollups
 
 Dialect = Literal["sqlite", "postgresql"]
-Unit = Literal["hour", "day"]
+Unit = Literal["hour", "day", "month"]
 Operator = Literal["gt", "gte", "lt", "lte"]
 
 
@@ -60,14 +62,18 @@ class Bound:
 class Plan:
     """How a scope's sums are read from the rollups: the bounds of its window, the
     conditions on the dimensions (the filter's, and the flat ``workflowId`` and
-    ``statuses``), and whether day rows fit the buckets asked for."""
+    ``statuses``), and the units whose rows fit the buckets asked for, finest first."""
 
     bounds: tuple[Bound, ...]
     dimensions: filtering.Condition | None
     workflow: bool
     statuses: bool
-    days: bool
+    units: tuple[Unit, ...]
 
+
+#: The units of the rollups' dated grains, finest first, and each one's grain.
+UNITS: tuple[Unit, ...] = ("hour", "day", "month")
+GRAIN: dict[Unit, str] = {"hour": "h", "day": "d", "month": "m"}
 
 #: The rollup columns a dimension condition may read, by session column.
 _DIMENSIONS = frozenset({"status", "workflow_id"})
@@ -112,11 +118,14 @@ def plan(
     if grouped_by not in ("all", "status", "workflow"):
         return None
     bounds: list[Bound] = []
-    days = True
+    units: tuple[Unit, ...] = UNITS
     if bucket_unit is not None:
         if bucket_column != "started_at" or utc_offset_minutes % 60:
             return None
-        days = bucket_unit != "hour" and utc_offset_minutes == 0
+        if bucket_unit == "hour" or utc_offset_minutes:
+            units = UNITS[:1]
+        elif bucket_unit != "month":
+            units = UNITS[:2]
         bounds += [Bound("gte", "bucket_from"), Bound("lt", "bucket_to")]
     if shape.started_after:
         bounds.append(Bound("gte", "started_after"))
@@ -137,7 +146,7 @@ def plan(
         dimensions=filtering.simplify(filtering.All(tuple(dimensions))) if dimensions else None,
         workflow=shape.workflow,
         statuses=bool(shape.statuses),
-        days=days,
+        units=units,
     )
 
 
@@ -209,22 +218,11 @@ def pieces(plan: Plan, dialect: Dialect) -> Pieces:
     lower = [times.first_hour(b) for b in plan.bounds if b.lower]
     upper = [times.last_hour(b) for b in plan.bounds if not b.lower]
     if not lower and not upper:
-        return Pieces(rollups=(("d" if plan.days else "h", Span()), ("u", Span())), sessions=())
+        coarsest = GRAIN[plan.units[-1]]
+        return Pieces(rollups=((coarsest, Span()), ("u", Span())), sessions=())
     l_hour = times.greatest(lower) if lower else None
     u_hour = times.least(upper) if upper else None
-    rollups: list[tuple[str, Span]] = []
-    if plan.days:
-        l_day = times.ceil_day(l_hour) if l_hour is not None else None
-        u_day = times.floor_day(u_hour) if u_hour is not None else None
-        rollups.append(("d", Span(l_day, u_day)))
-        if l_hour is not None and l_day is not None:
-            end = times.least([l_day, u_hour]) if u_hour is not None else l_day
-            rollups.append(("h", Span(l_hour, end)))
-        if u_hour is not None and u_day is not None:
-            start = times.greatest([u_day, l_day]) if l_day is not None else u_day
-            rollups.append(("h", Span(start, u_hour)))
-    else:
-        rollups.append(("h", Span(l_hour, u_hour)))
+    rollups = _covered(times, Span(l_hour, u_hour), plan.units)
     # A ragged edge lies within one hour: the one before ``L_hour`` and the one from
     # ``U_hour`` (or none, when they cross). Both ends given, so an index range is that
     # hour (SQLite takes the first bounds of a column it finds for its range).
@@ -235,6 +233,35 @@ def pieces(plan: Plan, dialect: Dialect) -> Pieces:
         start = times.greatest([u_hour, l_hour]) if l_hour is not None else u_hour
         edges.append(Span(start, times.next(start, "hour")))
     return Pieces(rollups=tuple(rollups), sessions=tuple(edges))
+
+
+def _covered(times: _Times, span: Span, units: tuple[Unit, ...]) -> list[tuple[str, Span]]:
+    """Rows covering ``span`` (its ends on boundaries of ``units[0]``, or open): of the
+    coarser units between the first and last boundary of the next unit inside it, and
+    of ``units[0]`` from each end to that boundary. When no boundary of the next unit
+    lies inside, the inner span is empty and the first edge covers it all."""
+    unit, coarser = units[0], units[1:]
+    if not coarser:
+        return [(GRAIN[unit], span)]
+    low, high = span.low, span.high
+    inner_low = times.ceil(low, coarser[0]) if low is not None else None
+    inner_high = times.floor(high, coarser[0]) if high is not None else None
+    rows = _covered(times, Span(inner_low, inner_high), coarser)
+    if low is not None and inner_low is not None:
+        end = times.least([inner_low, high]) if high is not None else inner_low
+        rows.append((GRAIN[unit], Span(low, end)))
+    if high is not None and inner_high is not None:
+        start = times.greatest([inner_high, inner_low]) if inner_low is not None else inner_high
+        rows.append((GRAIN[unit], Span(start, high)))
+    return rows
+
+
+#: A unit's start on SQLite: the leading characters of a stored time, and what follows.
+_SQLITE_STARTS: dict[Unit, tuple[int, str]] = {
+    "hour": (13, ":00:00.000000"),
+    "day": (10, " 00:00:00.000000"),
+    "month": (7, "-01 00:00:00.000000"),
+}
 
 
 class _Times:
@@ -264,17 +291,10 @@ class _Times:
         hour (``lte``: a window ending on the hour still holds that instant)."""
         return self.floor(self.value(bound), "hour")
 
-    def floor_day(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return self.floor(value, "day")
-
-    def ceil_day(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return self.ceil(value, "day")
-
     def floor(self, value: sa.ColumnElement[Any], unit: Unit) -> sa.ColumnElement[Any]:
         if self.sqlite:
-            if unit == "hour":
-                return sa.func.substr(value, 1, 13).op("||")(":00:00.000000")
-            return sa.func.substr(value, 1, 10).op("||")(" 00:00:00.000000")
+            length, rest = _SQLITE_STARTS[unit]
+            return sa.func.substr(value, 1, length).op("||")(rest)
         # Constants written into the SQL, not bound: a generic plan knows them too.
         zone: sa.ColumnElement[str] = sa.literal_column("'UTC'")
         truncated: sa.ColumnElement[str] = sa.literal_column(f"'{unit}'")
@@ -284,10 +304,11 @@ class _Times:
     def next(self, value: sa.ColumnElement[Any], unit: Unit) -> sa.ColumnElement[Any]:
         """The start of the unit after the one holding ``value``."""
         if self.sqlite:
-            layout = "%Y-%m-%d %H:00:00.000000" if unit == "hour" else "%Y-%m-%d 00:00:00.000000"
-            # Whole seconds: SQLite's date functions round fractions to milliseconds.
-            whole = sa.func.substr(value, 1, 19)
-            return sa.func.coalesce(sa.func.strftime(layout, whole, f"+1 {unit}"), self._BEYOND)
+            # From the unit's start, in whole seconds: SQLite's date functions round
+            # fractions to milliseconds, and a month added to the 31st overflows.
+            start = sa.func.substr(self.floor(value, unit), 1, 19)
+            later = sa.func.strftime("%Y-%m-%d %H:%M:%S.000000", start, f"+1 {unit}")
+            return sa.func.coalesce(later, self._BEYOND)
         return self.floor(value, unit) + sa.literal_column(f"interval '1 {unit}'")
 
     def previous_hour(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:

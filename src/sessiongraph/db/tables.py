@@ -187,9 +187,9 @@ class SessionToolRow(SQLModel, table=True):
     duration_count: int = Field(sa_type=sa.Integer)
 
 
-#: The grains of ``session_rollups``: sessions by the UTC hour and the UTC day they
+#: The grains of ``session_rollups``: sessions by the UTC hour, day and month they
 #: started, and the sessions without a start (one bucket, ``UNDATED``).
-ROLLUP_GRAINS = ("h", "d", "u")
+ROLLUP_GRAINS = ("h", "d", "m", "u")
 #: The bucket of the ``u`` grain.
 UNDATED = datetime(1, 1, 1, tzinfo=UTC)
 #: Summed costs: exact NUMERIC on PostgreSQL, integer units of 10^-10 dollars on SQLite
@@ -203,7 +203,7 @@ def _key(sa_type: Any) -> Any:
 
 class SessionRollupRow(SQLModel, table=True):
     """What the sessions of one grain's bucket, status and workflow add up to: kept by
-    triggers on ``sessions`` in the transaction of every write (migration 0003), so that
+    triggers on ``sessions`` in the transaction of every write (migrations 0003, 0004), so that
     ``sessionStats`` over long windows reads buckets instead of sessions. Additive: the
     sums of many rows are the sums of their sessions."""
 

@@ -40,6 +40,14 @@ KEY = ("grain", "bucket", "status", "workflow_id")
 #: Cost units per dollar on SQLite (NUMERIC(20, 10) has 10 places).
 UNITS = "10000000000"
 UNDATED_SQLITE = "0001-01-01 00:00:00.000000"
+#: The dated grains this revision keeps: letter and unit (migration 0004 adds months).
+GRAINS = (("h", "hour"), ("d", "day"))
+#: A unit's start on SQLite: the leading characters of a stored time, and what follows.
+SQLITE_TRUNCATION = {
+    "hour": (13, ":00:00.000000"),
+    "day": (10, " 00:00:00.000000"),
+    "month": (7, "-01 00:00:00.000000"),
+}
 #: What a cost_by_model entry must look like to be summed: a plain non-negative decimal.
 PLAIN_PG = r"'^[0-9]+(\.[0-9]+)?$'"
 PLAIN_SQLITE = "e.type IN ('text', 'integer', 'real') AND CAST(e.value AS TEXT) != ''" + "".join(
@@ -127,30 +135,41 @@ def _changed(old: str, new: str) -> str:
 # -- PostgreSQL: one SQL function adds a row times a sign; a trigger calls it ------------------
 
 
-def _postgresql_triggers() -> None:
-    def hour(unit: str) -> str:
-        return f"timezone('UTC', date_trunc('{unit}', timezone('UTC', (s).started_at)))"
+def postgresql_start(unit: str, time: str) -> str:
+    return f"timezone('UTC', date_trunc('{unit}', timezone('UTC', {time})))"
 
-    grains = f"""(
-        SELECT 'h' AS grain, {hour("hour")} AS bucket WHERE (s).started_at IS NOT NULL
-        UNION ALL SELECT 'd', {hour("day")} WHERE (s).started_at IS NOT NULL
-        UNION ALL SELECT 'u', timestamptz '0001-01-01 00:00:00+00' WHERE (s).started_at IS NULL
+
+def sqlite_start(unit: str, time: str) -> str:
+    length, rest = SQLITE_TRUNCATION[unit]
+    return f"substr({time}, 1, {length}) || '{rest}'"
+
+
+def postgresql_rollup_function(grains: tuple[tuple[str, str], ...], *, replace: bool) -> str:
+    """``sessiongraph_rollup(times, s)``: adds session ``s``, ``times`` over, to its rows."""
+    dated = "".join(
+        f"SELECT '{grain}' AS grain, {postgresql_start(unit, '(s).started_at')} AS bucket "
+        "WHERE (s).started_at IS NOT NULL UNION ALL "
+        for grain, unit in grains
+    )
+    grains_sql = f"""(
+        {dated}SELECT 'u', timestamptz '0001-01-01 00:00:00+00' WHERE (s).started_at IS NULL
     ) AS g"""
     sums = ", ".join(f"times * (s).{name}" for name in TOKENS)
-    op.execute(
-        f"""
-        CREATE FUNCTION sessiongraph_rollup(times integer, s sessions) RETURNS void
+    return f"""
+        CREATE {"OR REPLACE " if replace else ""}FUNCTION sessiongraph_rollup(
+            times integer, s sessions
+        ) RETURNS void
         LANGUAGE sql AS $$
             INSERT INTO session_rollups AS r ({_COLUMNS})
             SELECT g.grain, g.bucket, (s).status, coalesce((s).workflow_id, ''), times,
                    {sums}, times * (s).total_cost_usd
-            FROM {grains}
+            FROM {grains_sql}
             ORDER BY 1, 2
             ON CONFLICT ({", ".join(KEY)}) DO UPDATE SET {_added("r", _SUMS)};
             INSERT INTO session_model_rollups AS r ({_MODEL_COLUMNS})
             SELECT g.grain, g.bucket, (s).status, coalesce((s).workflow_id, ''), e.key, times,
                    times * round(e.value::numeric, 10)
-            FROM {grains}, jsonb_each_text(
+            FROM {grains_sql}, jsonb_each_text(
                 CASE WHEN jsonb_typeof((s).cost_by_model) = 'object'
                 THEN (s).cost_by_model ELSE '{{}}'::jsonb END
             ) AS e
@@ -159,7 +178,10 @@ def _postgresql_triggers() -> None:
             ON CONFLICT ({", ".join(KEY)}, model) DO UPDATE SET {_added("r", _MODEL_SUMS)};
         $$
         """
-    )
+
+
+def _postgresql_triggers() -> None:
+    op.execute(postgresql_rollup_function(GRAINS, replace=False))
     op.execute(
         """
         CREATE FUNCTION sessiongraph_rollups_row() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -205,18 +227,19 @@ def _postgresql_triggers() -> None:
 # -- SQLite: the same statements inline, for NEW and OLD ------------------------------------------
 
 
-def _sqlite_grains(row: str) -> str:
+def _sqlite_grains(row: str, grains: tuple[tuple[str, str], ...]) -> str:
     started = f"{row}.started_at"
+    dated = "".join(
+        f"SELECT '{grain}' AS grain, {sqlite_start(unit, started)} AS bucket "
+        f"WHERE {started} IS NOT NULL UNION ALL "
+        for grain, unit in grains
+    )
     return f"""(
-        SELECT 'h' AS grain, substr({started}, 1, 13) || ':00:00.000000' AS bucket
-            WHERE {started} IS NOT NULL
-        UNION ALL SELECT 'd', substr({started}, 1, 10) || ' 00:00:00.000000'
-            WHERE {started} IS NOT NULL
-        UNION ALL SELECT 'u', '{UNDATED_SQLITE}' WHERE {started} IS NULL
+        {dated}SELECT 'u', '{UNDATED_SQLITE}' WHERE {started} IS NULL
     ) AS g"""
 
 
-def _sqlite_add(row: str, sign: int) -> str:
+def _sqlite_add(row: str, sign: int, grains: tuple[tuple[str, str], ...]) -> str:
     sums = ", ".join(f"{sign} * {row}.{name}" for name in TOKENS)
     cost = f"{sign} * CAST(round({row}.total_cost_usd * {UNITS}) AS INTEGER)"
     entry_cost = f"{sign} * CAST(round(CAST(e.value AS REAL) * {UNITS}) AS INTEGER)"
@@ -227,34 +250,36 @@ def _sqlite_add(row: str, sign: int) -> str:
         INSERT INTO session_rollups ({_COLUMNS})
         SELECT g.grain, g.bucket, {row}.status, coalesce({row}.workflow_id, ''), {sign},
                {sums}, {cost}
-        FROM {_sqlite_grains(row)}
+        FROM {_sqlite_grains(row, grains)}
         WHERE true
         ON CONFLICT ({", ".join(KEY)}) DO UPDATE SET {_added("session_rollups", _SUMS)};
         INSERT INTO session_model_rollups ({_MODEL_COLUMNS})
         SELECT g.grain, g.bucket, {row}.status, coalesce({row}.workflow_id, ''), e.key, {sign},
                {entry_cost}
-        FROM {_sqlite_grains(row)}, json_each({document}) AS e
+        FROM {_sqlite_grains(row, grains)}, json_each({document}) AS e
         WHERE {PLAIN_SQLITE}
         ON CONFLICT ({", ".join(KEY)}, model)
             DO UPDATE SET {_added("session_model_rollups", _MODEL_SUMS)};
     """
 
 
-def _sqlite_triggers() -> None:
-    op.execute(
-        f"CREATE TRIGGER sessions_rollups_insert AFTER INSERT ON sessions "
-        f"BEGIN {_sqlite_add('NEW', 1)} END"
-    )
-    op.execute(
-        f"CREATE TRIGGER sessions_rollups_delete AFTER DELETE ON sessions "
-        f"BEGIN {_sqlite_add('OLD', -1)} END"
-    )
+def sqlite_triggers(grains: tuple[tuple[str, str], ...]) -> list[str]:
+    """The statements creating the three triggers on ``sessions`` that keep the rollups."""
     changed = _changed("OLD", "NEW").replace("IS DISTINCT FROM", "IS NOT")
-    op.execute(
+    return [
+        f"CREATE TRIGGER sessions_rollups_insert AFTER INSERT ON sessions "
+        f"BEGIN {_sqlite_add('NEW', 1, grains)} END",
+        f"CREATE TRIGGER sessions_rollups_delete AFTER DELETE ON sessions "
+        f"BEGIN {_sqlite_add('OLD', -1, grains)} END",
         f"CREATE TRIGGER sessions_rollups_update AFTER UPDATE OF {', '.join(SUMMED)} "
         f"ON sessions WHEN {changed} "
-        f"BEGIN {_sqlite_add('OLD', -1)} {_sqlite_add('NEW', 1)} END"
-    )
+        f"BEGIN {_sqlite_add('OLD', -1, grains)} {_sqlite_add('NEW', 1, grains)} END",
+    ]
+
+
+def _sqlite_triggers() -> None:
+    for statement in sqlite_triggers(GRAINS):
+        op.execute(statement)
 
 
 # -- the sessions already stored ----------------------------------------------------------------
