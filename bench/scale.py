@@ -585,6 +585,10 @@ async def load(
         for migration in ROLLUPS_MIGRATIONS:
             for statement in migration.backfill_statements(sqlite=False):
                 await conn.execute(statement)
+        # Rows in key order, as the triggers leave them in time order: a grouped INSERT
+        # writes them in hash order, one page per row of a window.
+        for table in ("session_rollups", "session_model_rollups"):
+            await conn.execute(f"CLUSTER {table} USING {table}_pkey")
 
     await timed("sum rollups", sum_rollups)
     await conn.execute("ALTER TABLE sessions ENABLE TRIGGER USER")
