@@ -51,7 +51,9 @@ SUBSCRIPTIONS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         """subscription { sessionsChanged(statuses: [RUNNING]) {
-          kind matchesFilter session { ... on Node { id } status workflowName operationCount agentModelDisplay }
+          kind matchesFilter session {
+            ... on Node { id } status workflowName operationCount agentModelDisplay
+          }
         } }""",
         {},
     ),
