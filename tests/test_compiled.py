@@ -323,7 +323,8 @@ MUTATIONS: list[tuple[str, dict[str, Any]]] = [
              agentModel: "claude-sonnet-4-6", repos: ["a/b", "c/d"], phaseId: "research_phase",
              startedAt: "2026-04-18T08:00:00Z", metadata: {k: [1, 2]}}) {
            __typename id ... on Node { nodeId: id } status workflowName workflow { id name }
-           phaseDisplay agentModelDisplay reposDisplay metadata operationCount durationDisplay } }""",
+           phaseDisplay agentModelDisplay reposDisplay metadata operationCount
+           durationDisplay } }""",
         {},
     ),
     (
