@@ -311,3 +311,19 @@ async def test_session_ids_are_ids_with_the_same_values(
     assert types["__type"]["interfaces"] == [{"name": "Node"}]
     [id_field] = [f for f in types["__type"]["fields"] if f["name"] == "id"]
     assert id_field["type"] == {"kind": "NON_NULL", "ofType": {"name": "ID"}}
+
+
+async def test_refetched_operations_read_the_heavy_columns_selected_on_them_alone(
+    gql: GraphQLClient, two: None, sql: SqlRecorder
+) -> None:
+    query = """query ($ids: [ID!]!) { nodes(ids: $ids) {
+        ... on Operation { toolInput }
+        ... on Session { operations { nodes { messageContent } } } } }"""
+
+    sql.clear()
+    data = await gql(query, {"ids": [op("o-1"), "s-1"]})
+
+    assert data["nodes"][0] == {"toolInput": {"raw": "ls"}}
+    [refetch] = [s for s in sql.statements if "operations.operation_id IN" in s]
+    assert "tool_input" in refetch, sql.report()
+    assert "message_content" not in refetch, sql.report()

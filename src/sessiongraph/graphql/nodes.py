@@ -17,7 +17,7 @@ from sessiongraph.db import queries
 from sessiongraph.graphql.context import Info
 from sessiongraph.graphql.fields import field_plan
 from sessiongraph.graphql.types.node import Node
-from sessiongraph.graphql.types.operation import Operation, columns_of
+from sessiongraph.graphql.types.operation import Operation, refetched_columns
 from sessiongraph.graphql.types.session import Session, prefetch
 from sessiongraph.inputs import MAX_ID_LENGTH
 from sessiongraph.node_ids import OPERATION_PREFIX, operation_id_of
@@ -66,7 +66,9 @@ async def _operations(info: Info, ids: list[str]) -> dict[str, Operation]:
     if not ids:
         return {}
     rows = await queries.fetch_operations_by_id(
-        engine=info.context.engine, operation_ids=ids, columns=columns_of(field_plan(info))
+        engine=info.context.engine,
+        operation_ids=ids,
+        columns=refetched_columns(field_plan(info)),
     )
     built = Operation.from_rows(list(rows.values()))
     return {operation.operation_id: operation for operation in built}

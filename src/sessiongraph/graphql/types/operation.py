@@ -202,6 +202,24 @@ def columns_of(field: FieldPlan | None) -> frozenset[str]:
     return columns
 
 
+def refetched_columns(field: FieldPlan | None) -> frozenset[str]:
+    """The columns of the operations a field of Node type (``node``, ``nodes``) returns:
+    the light ones and the heavy ones selected on Operation right there, not those that
+    the pages of sessions below it select (they read their own)."""
+    if field is None:
+        return LIGHT_COLUMNS | HEAVY_COLUMNS
+    columns: frozenset[str] | None = field.memo.get("refetched_columns")
+    if columns is None:
+        selection = field.selections.get("Operation")
+        heavy = {
+            declared.name
+            for selected in (selection.fields if selection is not None else [])
+            if (declared := COLUMNS.get(python_name(selected) or "")) is not None and declared.heavy
+        }
+        columns = field.memo["refetched_columns"] = LIGHT_COLUMNS | frozenset(heavy)
+    return columns
+
+
 @strawberry.type(description="An operation and its cursor.")
 class OperationEdge:
     cursor: str = strawberry.field(description="Pass as `after` to continue after this one.")
