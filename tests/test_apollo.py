@@ -33,6 +33,7 @@ CHECKS = {
     "two queries of the same operations both stay readable",
     "control: without Operation.id the first query is lost",
     "relayStylePagination pages with fetchMore",
+    "... on Node with possibleTypes",
 }
 
 

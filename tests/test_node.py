@@ -300,7 +300,8 @@ async def test_session_ids_are_ids_with_the_same_values(
     )
     types = await gql(
         '{ __type(name: "Session") { interfaces { name } fields { name type { '
-        "kind ofType { name } } } } }"
+        "kind ofType { name } } } } "
+        'workflow: __type(name: "Workflow") { interfaces { name } } }'
     )
 
     assert data == {
@@ -309,6 +310,7 @@ async def test_session_ids_are_ids_with_the_same_values(
         "node": {"id": "a-1"},
     }
     assert types["__type"]["interfaces"] == [{"name": "Node"}]
+    assert types["workflow"]["interfaces"] == []  # a workflow keeps its plain id
     [id_field] = [f for f in types["__type"]["fields"] if f["name"] == "id"]
     assert id_field["type"] == {"kind": "NON_NULL", "ofType": {"name": "ID"}}
 

@@ -5,6 +5,7 @@ import { relayStylePagination } from "@apollo/client/utilities";
 
 const url = process.argv[2];
 const results = [];
+// Apollo's warnings (the control's data loss among them) go to stderr, after the results.
 const warnings = [];
 const warn = console.warn;
 console.warn = (...args) => {
@@ -65,6 +66,18 @@ const LISTED = gql`
   );
 }
 
+// A fragment on the interface itself: matched once the cache knows what implements it.
+{
+  const ON_NODE = gql`
+    query OnNode($ids: [ID!]!) { nodes(ids: $ids) { ... on Node { id } ... on Session { status } } }
+  `;
+  const listed = await client().query({ query: gql`query One { sessions(first: 1) { nodes { id } } }` });
+  const ids = [listed.data.sessions.nodes[0].id];
+  const cache = new InMemoryCache({ possibleTypes: { Node: ["Session", "Operation"] } });
+  const { data } = await client(cache).query({ query: ON_NODE, variables: { ids } });
+  check("... on Node with possibleTypes", data.nodes[0].id === ids[0], data.nodes[0]);
+}
+
 // Two queries selecting different fields of the same operations(first: 3): with ids they
 // merge; without them (the control), the second overwrites the first.
 async function twoQueries(withId) {
@@ -76,10 +89,9 @@ async function twoQueries(withId) {
   await apollo.query({ query: B });
   const a = apollo.cache.readQuery({ query: A });
   const b = apollo.cache.readQuery({ query: B });
-  return { a, b, lost: warnings.filter((w) => /lost/i.test(w)).length };
+  return { a, b };
 }
 {
-  warnings.length = 0;
   const merged = await twoQueries(true);
   const ops = merged.a && merged.a.sessions.nodes[0].operations.nodes;
   check(
@@ -87,12 +99,11 @@ async function twoQueries(withId) {
     merged.a !== null && merged.b !== null && ops.length === 3 && ops.every((o) => o.operationType),
     { a: merged.a !== null, b: merged.b !== null },
   );
-  warnings.length = 0;
   const control = await twoQueries(false);
   check(
     "control: without Operation.id the first query is lost",
     control.a === null && control.b !== null,
-    { a: control.a !== null, b: control.b !== null, lossWarnings: control.lost },
+    { a: control.a !== null, b: control.b !== null },
   );
 }
 
@@ -132,6 +143,9 @@ async function twoQueries(withId) {
 }
 
 console.warn = warn;
+for (const warning of warnings) {
+  console.error(warning);
+}
 for (const result of results) {
   console.log(JSON.stringify(result));
 }
