@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.node_ids import operation_node_id
 from sessiongraph.seed import seed_demo_data
 from tests.helpers import GraphQLClient
 
@@ -55,6 +56,12 @@ async def test_readme_queries_answer_on_the_demo_data(
     assert len(days) > 20
     assert all(day["start"].endswith("T22:00:00+00:00") for day in days)
     assert [g["label"] for g in stats["groupBy"]][:1] != [None]
+    [refetch] = [query for query in queries if "nodes(ids:" in query]
+    session, operation, unknown = (await gql(refetch))["nodes"]
+    assert session["__typename"] == "Session"
+    assert operation["__typename"] == "Operation"
+    assert operation["id"] == operation_node_id(operation["operationId"])
+    assert unknown is None
     [expensive] = [query for query in queries if "git_push" in query]
     listed = (await gql(expensive))["sessions"]
     assert listed["totalCount"] == len(listed["nodes"]) > 0
