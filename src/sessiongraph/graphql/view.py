@@ -51,6 +51,7 @@ from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
 from sessiongraph.graphql.websocket import CheckedWebSocketAdapter, RefusedMessage
 from sessiongraph.guard import body_read, decoded_json, error_response, granted, operation_problem
 from sessiongraph.lru import LRU
+from sessiongraph.media import GraphQLResponse
 
 T = TypeVar("T")
 
@@ -599,7 +600,7 @@ def operation_name_problem(
 
 
 def _json_response(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> Response:
-    return Response(dumps(data), media_type="application/json")
+    return GraphQLResponse(cast("dict[str, Any] | list[dict[str, Any]]", data), encode=dumps)
 
 
 def dumps(data: object) -> bytes:
