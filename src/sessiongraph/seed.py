@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessiongraph.db import counters, tables, writer
 
-__all__ = ["ANCHOR", "SeedReport", "seed_demo_data"]
+__all__ = ["ANCHOR", "README_SESSION_ID", "README_WORKFLOW_ID", "SeedReport", "seed_demo_data"]
 
 #: Every generated timestamp lies at or before this instant.
 ANCHOR: Final = datetime(2026, 4, 18, 8, 0, 0, tzinfo=UTC)
@@ -62,6 +62,18 @@ _PRICES: Final = {
     "mock-echo": _price("0", "0", "0", "0"),
 }
 _SUBAGENT_MODEL: Final = "claude-haiku-4-5"
+
+# What the README's examples name, given to the first sessions of any seed (their random
+# draws are made all the same, so the rest of the data does not move): the workflow the
+# dashboard examples read, the session whose timeline is shown (by its id prefix), and a
+# failed and a cancelled session of that workflow on the dashboard's day.
+README_WORKFLOW_ID: Final = "wf-release"
+README_WORKFLOW_NAME: Final = "Release"
+README_SESSION_ID: Final = "3f2a9c1e-7b4d-4e8a-9c61-2d5f0a8b3e17"
+README_DAY: Final = datetime(2026, 4, 17, 9, 30, tzinfo=UTC)
+#: Session index -> its start on README_DAY; index 1 is failed, 2 cancelled (every seed
+#: draws its first statuses in the order of _STATUS_WEIGHTS).
+_README_DAY_STARTS: Final = {1: timedelta(0), 2: timedelta(hours=4, minutes=12)}
 
 _WORKFLOW_NAMES: Final = (
     "Bug triage",
@@ -320,6 +332,7 @@ class _Generator:
 
     def workflows(self) -> list[dict[str, Any]]:
         rows = [{"id": self.uuid(), "name": name} for name in _WORKFLOW_NAMES]
+        rows[0] = {"id": README_WORKFLOW_ID, "name": README_WORKFLOW_NAME}
         self.workflow_ids = [row["id"] for row in rows]
         # Referenced by some sessions but never stored: their workflow_name is null.
         self.orphan_workflow_id = self.uuid()
@@ -328,6 +341,8 @@ class _Generator:
     def session(self, *, index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rng = self.rng
         session_id = self.uuid()
+        if index == 0:
+            session_id = README_SESSION_ID
         if index < len(_STATUS_WEIGHTS):
             status = list(_STATUS_WEIGHTS)[index]  # every status appears in any sizeable seed
         else:
@@ -338,6 +353,8 @@ class _Generator:
             weights=[18] * len(self.workflow_ids) + [6, 4],
         )[0]
         execution_id = self._execution_id(workflow_id)
+        if index in _README_DAY_STARTS:
+            workflow_id, execution_id = README_WORKFLOW_ID, None
         roll = rng.random()
         if roll < 0.78:
             phase_id: str | None = rng.choice(_PHASE_SLUGS)
@@ -394,6 +411,9 @@ class _Generator:
             started_at = ANCHOR - timedelta(microseconds=_WINDOW_US - rng.randint(0, latest_start))
             completed_at = started_at + timedelta(microseconds=span)
             duration = (completed_at - started_at).total_seconds()
+        if index in _README_DAY_STARTS and started_at is not None:
+            started_at = README_DAY + _README_DAY_STARTS[index]
+            completed_at = started_at + timedelta(microseconds=span)
         operation_rows = builder.rows(started_at)
 
         usage = builder.usage
