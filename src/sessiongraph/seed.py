@@ -282,7 +282,7 @@ async def seed_demo_data(
 def _shows_a_timeline(session: dict[str, Any], operations: list[dict[str, Any]]) -> bool:
     """Whether a session makes the README's timeline example: completed, with tool calls."""
     tools = sum(op["operation_type"] == "tool_execution_completed" for op in operations)
-    return session["status"] == "completed" and tools >= 5
+    return bool(session["status"] == "completed" and tools >= 5)
 
 
 def _renamed(
