@@ -3,6 +3,7 @@ the examples/ folder holds the same operations, for codegen."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,22 @@ def assert_not_empty(name: str, data: dict[str, Any]) -> None:
                     assert value[key], (name, field, key)
             if "totalCount" in value:
                 assert value["totalCount"] > 0, (name, field)
+
+
+def test_every_table_has_its_header_and_one_cell_per_column() -> None:
+    # a blank line inside a table ends it: the rows after it would be a paragraph
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    tables: list[list[str]] = []
+    for previous, line in zip(["", *lines], lines, strict=False):
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line.replace("\\|", ""))
+    assert len(tables) >= 5
+    for table in tables:
+        assert set(table[1]) <= set("|-: "), table[:2]
+        columns = {len(re.sub(r"`[^`]*`", "", row).split("|")) for row in table}
+        assert len(columns) == 1, table[0]
 
 
 def test_every_operation_is_named_with_its_variables_shown() -> None:
