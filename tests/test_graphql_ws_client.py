@@ -17,6 +17,9 @@ from tests import npm
 from tests.live import serve
 from tests.readme_examples import snippets
 
+#: What a snippet imports from (`import ... from "x"`).
+IMPORTED = re.compile(r'^import .* from "([^"]+)";', re.MULTILINE)
+
 pytestmark = pytest.mark.sqlite_only  # the events' transport has its own tests on both
 
 START = """mutation ($id: String!) {
@@ -106,7 +109,7 @@ async def test_graphql_ws_receives_a_session_s_events(app: Starlette, engine: An
 
 async def test_the_readme_snippet_runs_on_node(app: Starlette, engine: Any, tmp_path: Any) -> None:
     # given the README's graphql-ws snippet, pointed at a real server
-    [snippet] = [s for s in snippets() if "graphql-ws" in s]
+    [snippet] = [s for s in snippets() if set(re.findall(IMPORTED, s)) == {"graphql-ws", "ws"}]
     await seed_demo_data(engine, sessions=3)
     async with serve(app) as url:
         http_url = url.replace("ws://", "http://")

@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sessiongraph.config import token_digest
 from sessiongraph.media import answer_type
+from tests.conftest import Configured
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -24,7 +26,8 @@ JSON = "application/json"
         (JSON, JSON),
         (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
         (f"{GRAPHQL_RESPONSE}, {JSON};q=0.9", GRAPHQL_RESPONSE),  # Apollo Client 4
-        (f"{GRAPHQL_RESPONSE}, {JSON}, multipart/mixed", GRAPHQL_RESPONSE),  # GraphiQL
+        (f"{GRAPHQL_RESPONSE}, {JSON}, multipart/mixed", GRAPHQL_RESPONSE),
+        (f"{JSON}, multipart/mixed", JSON),  # GraphiQL's fetcher
         (f"{JSON}, {GRAPHQL_RESPONSE};q=0.5", JSON),
         (f"{GRAPHQL_RESPONSE};q=0", JSON),
         ("text/html", JSON),
@@ -48,9 +51,13 @@ async def post(http: httpx.AsyncClient, accept: str | None, body: Any) -> httpx.
         "query Q($n: Int!) { sessions(first: $n) { totalCount } }",  # $n not given
     ],
 )
+@pytest.mark.parametrize("way", ["lean", "plain"])
 async def test_a_request_refused_before_it_runs_is_a_400_without_data(
-    http: httpx.AsyncClient, query: str
+    http: httpx.AsyncClient, plain_http: httpx.AsyncClient, query: str, way: str
 ) -> None:
+    # given the short way through the view, or Strawberry's own
+    http = http if way == "lean" else plain_http
+
     # when the client accepts application/graphql-response+json
     response = await post(http, GRAPHQL_RESPONSE, {"query": query})
 
@@ -127,3 +134,28 @@ async def test_a_mutation_over_get_is_a_405_in_either_type(http: httpx.AsyncClie
         assert response.status_code == 405
         assert response.headers["allow"] == "POST"
         assert response.headers["content-type"] == accept
+
+
+async def test_no_token_is_a_401_and_a_read_only_token_s_mutation_a_403(
+    configured: Configured,
+) -> None:
+    writer, reader = "writer-token-0123456789", "reader-token-0123456789"
+    tokens = {
+        "token_sha256": [token_digest(writer)],
+        "read_only_token_sha256": [token_digest(reader)],
+    }
+    mutation = {"query": 'mutation { startSession(input: { id: "m" }) { id } }'}
+    async with configured(**tokens) as http:
+        anonymous = await post(http, GRAPHQL_RESPONSE, mutation)
+        http.headers["Authorization"] = f"Bearer {reader}"
+        forbidden = await post(http, GRAPHQL_RESPONSE, mutation)
+        legacy = await post(http, JSON, mutation)
+
+    assert anonymous.status_code == 401
+    assert "data" not in anonymous.json()
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert forbidden.status_code == 403
+    assert forbidden.headers["content-type"] == GRAPHQL_RESPONSE
+    assert "data" not in forbidden.json()
+    assert forbidden.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (legacy.status_code, legacy.json()["data"]) == (200, None)
