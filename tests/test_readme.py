@@ -3,7 +3,6 @@ the examples/ folder holds the same operations, for codegen."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -47,7 +46,8 @@ def test_every_table_has_its_header_and_one_cell_per_column() -> None:
     assert len(tables) >= 5
     for table in tables:
         assert set(table[1]) <= set("|-: "), table[:2]
-        columns = {len(re.sub(r"`[^`]*`", "", row).split("|")) for row in table}
+        # (a `|` splits a cell even inside backticks, unless escaped)
+        columns = {len(row.split("|")) for row in table}
         assert len(columns) == 1, table[0]
 
 
