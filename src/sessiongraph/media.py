@@ -47,7 +47,7 @@ def answer_type(accept: str | None) -> str:
     legacy type rather than with a 406)."""
     if not accept:
         return JSON
-    graphql_response = json = 0.0
+    graphql_response = legacy = 0.0
     for item in accept.split(","):
         media_type, *parameters = (part.strip() for part in item.split(";"))
         quality = 1.0
@@ -62,8 +62,8 @@ def answer_type(accept: str | None) -> str:
         if media_type == GRAPHQL_RESPONSE:
             graphql_response = max(graphql_response, quality)
         elif media_type in (JSON, "application/*", "*/*"):
-            json = max(json, quality)
-    return GRAPHQL_RESPONSE if graphql_response > 0 and graphql_response >= json else JSON
+            legacy = max(legacy, quality)
+    return GRAPHQL_RESPONSE if graphql_response > 0 and graphql_response >= legacy else JSON
 
 
 def accepts_graphql_response(scope: Scope) -> bool:
@@ -128,11 +128,8 @@ class GraphQLResponse(Response):
         if self.status_code == 200:
             self.status_code = result_status(self.result)
         result = self.result
-        if (
-            self.status_code >= 400
-            and isinstance(result, Mapping)
-            and result.get("data", 0) is None
-        ):
+        if isinstance(result, Mapping) and self.status_code >= 400 and "data" in result:
+            # a refusal's `"data": null`: nothing ran
             self.body = self.encode({k: v for k, v in result.items() if k != "data"})
         self.raw_headers = [
             (name, value)
