@@ -16,7 +16,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -68,7 +67,10 @@ def answer_type(accept: str | None) -> str:
 
 def accepts_graphql_response(scope: Scope) -> bool:
     """Whether the request of ``scope`` is answered as ``application/graphql-response+json``."""
-    return answer_type(Headers(scope=scope).get("accept")) == GRAPHQL_RESPONSE
+    for name, value in scope["headers"]:  # one look, on every response: no Headers built
+        if name == b"accept":
+            return answer_type(value.decode("latin-1")) == GRAPHQL_RESPONSE
+    return False
 
 
 def result_status(response: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
