@@ -159,3 +159,18 @@ async def test_no_token_is_a_401_and_a_read_only_token_s_mutation_a_403(
     assert "data" not in forbidden.json()
     assert forbidden.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert (legacy.status_code, legacy.json()["data"]) == (200, None)
+
+
+async def test_an_unknown_persisted_query_stays_a_200_with_data_null(
+    http: httpx.AsyncClient,
+) -> None:
+    # a step of the persisted-query exchange (the client sends the query next), not a
+    # refusal: Apollo's link retries on it whatever the status
+    hashed = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}}
+    response = await post(http, GRAPHQL_RESPONSE, hashed)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == GRAPHQL_RESPONSE
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
