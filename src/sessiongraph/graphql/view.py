@@ -212,6 +212,9 @@ class GraphQLView(GraphQL[Context, None]):
                 seconds=settings.ws_connection_init_timeout_seconds
             ),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            # A page on a configured CORS origin may open a WebSocket as it may POST;
+            # any other cross-origin handshake is refused (403).
+            allowed_origins=settings.cors_origins,
         )
         self.settings = settings
         self.keepalive_seconds = settings.ws_keepalive_seconds
