@@ -3,6 +3,7 @@
     .venv/bin/python bench/sqlite_writers.py                   # 32 writers, 4 readers, 10 s
     .venv/bin/python bench/sqlite_writers.py --writers 16 --readers 8 --seconds 20
     .venv/bin/python bench/sqlite_writers.py --restarts 5 --port 18400
+    .venv/bin/python bench/sqlite_writers.py --compare ../main/src src --rounds 3
 
 Not part of the test suite. Seeds a SQLite file, serves it with `sessiongraph serve`
 (a real process, over real HTTP) and measures three things:
@@ -17,6 +18,10 @@ Not part of the test suite. Seeds a SQLite file, serves it with `sessiongraph se
 
 Prints, for 1 and 2, the writes made, the errors by code (``UNAVAILABLE`` is what a
 "database is locked" becomes), writer p50/p99/max in ms, and the size the WAL reached.
+
+With ``--compare``, it measures 2 for each of several checkouts' ``src`` instead, on
+one database, a server of each in turn, ``--rounds`` times (so that the machine's other
+load falls on all of them alike), and prints each one's figures over all rounds.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ COMPLETE = """mutation($id: String!) {
   completeSession(id: $id, status: COMPLETED) { id } }"""
 LONG_READ = """{ sessions(first: 200) { totalCount nodes { id status workflowName metadata
   totalCostDisplay durationDisplay startedAt operationCount toolCallCount
-  toolUsage { toolName calls } operations(first: 20) { nodes { operationId
+  toolUsage { toolName calls } operations(first: %d) { nodes { operationId
   operationType timestamp toolName } } } } }"""
 
 
@@ -88,7 +93,12 @@ _ids = itertools.count()
 
 
 async def writer(
-    client: httpx.AsyncClient, stop: asyncio.Event, tally: Tally, batch: int, tag: str
+    client: httpx.AsyncClient,
+    stop: asyncio.Event,
+    tally: Tally,
+    batch: int,
+    tag: str,
+    pause: float = 0.0,
 ) -> None:
     while not stop.is_set():
         session = f"bench-{tag}-{os.getpid()}-{next(_ids)}"
@@ -113,14 +123,18 @@ async def writer(
             tally.latencies.append(time.perf_counter() - started)
             if error:
                 tally.errors[f"recordOperations {error}"] += 1
+            if pause:
+                await asyncio.sleep(pause)
         if error := await post(client, COMPLETE, {"id": session}):
             tally.errors[f"completeSession {error}"] += 1
 
 
-async def reader(client: httpx.AsyncClient, stop: asyncio.Event, tally: Tally) -> None:
+async def reader(
+    client: httpx.AsyncClient, stop: asyncio.Event, tally: Tally, operations: int
+) -> None:
     while not stop.is_set():
         started = time.perf_counter()
-        if error := await post(client, LONG_READ, {}):
+        if error := await post(client, LONG_READ % operations, {}):
             tally.errors[f"read {error}"] += 1
         tally.reads += 1
         tally.read_latencies.append(time.perf_counter() - started)
@@ -136,9 +150,12 @@ async def load(base: str, args: argparse.Namespace, readers: int, seconds: float
     stop = asyncio.Event()
     async with client(base, args.writers + readers) as http:
         tasks = [
-            asyncio.create_task(writer(http, stop, tally, args.batch, f"w{n}"))
+            asyncio.create_task(writer(http, stop, tally, args.batch, f"w{n}", args.pause))
             for n in range(args.writers)
-        ] + [asyncio.create_task(reader(http, stop, tally)) for _ in range(readers)]
+        ] + [
+            asyncio.create_task(reader(http, stop, tally, args.read_operations))
+            for _ in range(readers)
+        ]
         await asyncio.sleep(seconds)
         stop.set()
         await asyncio.gather(*tasks)
@@ -222,6 +239,28 @@ async def prepare(url: str, sessions: int) -> None:
         await engine.dispose()
 
 
+def compare(url: str, args: argparse.Namespace, log: Path, wal: Path) -> None:
+    """Writers beside readers against a server of each ``--compare`` source in turn."""
+    totals = {source: Tally() for source in args.compare}
+    for round_ in range(args.rounds):
+        for source in args.compare:
+            server = Server(url, args.port, log, source.resolve())
+            try:
+                server.healthy_after()
+                tally = asyncio.run(load(server.base, args, args.readers, args.seconds))
+            finally:
+                server.stop()
+            report(f"round {round_ + 1}, {source}", tally, wal)
+            total = totals[source]
+            total.latencies += tally.latencies
+            total.read_latencies += tally.read_latencies
+            total.reads += tally.reads
+            total.errors.update(tally.errors)
+    print(f"{args.writers} writers beside {args.readers} readers, {args.rounds} rounds:")
+    for source, total in totals.items():
+        report(f"  {source}", total, wal)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -239,6 +278,24 @@ def main() -> int:
         default=REPO / "src",
         help="the sessiongraph package the server runs, for a comparison (this one's src)",
     )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds a writer waits after each batch (0: writers as fast as answered, "
+        "so their latency is their number over the rate; with a pause, a write's own)",
+    )
+    parser.add_argument(
+        "--read-operations", type=int, default=20, help="operations per session read (20)"
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        metavar="SRC",
+        help="measure writers beside readers for each of these src directories, in turn",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds (3)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="sqlite-writers-"))
@@ -248,6 +305,14 @@ def main() -> int:
     log = scratch / "serve.log"
     asyncio.run(prepare(url, args.sessions))
     print(f"{args.sessions} sessions seeded in {database}", flush=True)
+    if args.compare:
+        try:
+            compare(url, args, log, wal)
+        finally:
+            for path in scratch.iterdir():
+                path.unlink()
+            scratch.rmdir()
+        return 0
     server = Server(url, args.port, log, args.source)
     try:
         print(f"first start: healthy after {server.healthy_after():.2f} s", flush=True)

@@ -237,3 +237,27 @@ async def test_a_cross_origin_websocket_is_logged_with_what_applies_here(
     assert "'https://dashboard.example'" in hint
     assert "SESSIONGRAPH_CORS_ORIGINS" in hint
     assert "allowed_origins" not in hint
+
+
+async def test_a_page_on_a_configured_cors_origin_may_open_a_websocket(
+    settings: Settings,
+) -> None:
+    # Given a server whose pages are served from another origin, configured for CORS
+    app = create_app(settings.model_copy(update={"cors_origins": ["https://app.example"]}))
+    async with app.router.lifespan_context(app), serve(app) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        # When a page there, and one elsewhere, open a WebSocket to it
+        configured = await _handshake(port, f"localhost:{port}", "https://app.example")
+        other = await _handshake(port, f"localhost:{port}", f"http://{EVIL}")
+        # (and the same page's POST, for comparison)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            preflight = await http.options(
+                "/graphql",
+                headers={"origin": "https://app.example", "access-control-request-method": "POST"},
+            )
+
+    # Then the configured origin's is accepted, as its requests are; the other refused
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert configured == "accepted"
+    assert other.startswith("403")

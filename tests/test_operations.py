@@ -1127,3 +1127,27 @@ async def test_cost_by_model_lists_models_most_expensive_first(
 
     # then
     assert data["session"]["costByModel"] == expected
+
+
+async def test_a_long_read_is_decoded_in_slices_with_every_row_in_order(
+    gql: GraphQLClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the rows of a read decoded 7 at a time (1,000 by default), the event loop
+    # running other requests in between, and a session of 50 operations
+    monkeypatch.setattr("sessiongraph.db.queries.ROWS_PER_TURN", 7)
+    session = await insert_session(engine)
+    ids = [f"op-{n:02}" for n in range(50)]
+    await insert_operations(
+        engine,
+        *(
+            operation_row(session["id"], operation_id=i, timestamp=T0 + timedelta(seconds=n))
+            for n, i in enumerate(ids)
+        ),
+    )
+
+    # When they are read in one page
+    page = await operations_page(gql, session["id"], first=50)
+
+    # Then each is there once, in order
+    assert operation_ids(page["operations"]) == ids
+    assert page["operations"]["totalCount"] == 50

@@ -270,6 +270,8 @@ async def test_a_write_stopped_at_the_time_limit_is_told_it_may_have_committed(
         "writeMayHaveCommitted": True,
     }
     assert "may have committed" in error["message"]
+    # and, as a field's error, which field it is
+    assert error["path"] == ["startSession"]
     assert retried["startSession"]["id"] == "s-1"
 
 
@@ -297,6 +299,7 @@ async def test_a_write_stopped_at_the_time_limit_over_websocket_is_told_so_too(
     [error] = stopped["payload"]["errors"]
     assert error["extensions"]["code"] == "UNAVAILABLE"
     assert error["extensions"]["writeMayHaveCommitted"] is True
+    assert error["path"] == ["startSession"]
     assert done == {"id": sub, "type": "complete"}
     assert retried["startSession"]["id"] == "s-1"
 

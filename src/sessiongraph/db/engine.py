@@ -11,7 +11,7 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sessiongraph.config import Settings
-from sessiongraph.db import writer
+from sessiongraph.db import sqlite_connections, writer
 from sessiongraph.db.tables import metadata
 from sessiongraph.jsontext import load_stored
 
@@ -21,7 +21,9 @@ def create_engine(settings: Settings, *, background_checkpoints: bool = False) -
 
     SQLite gets WAL, foreign keys and the busy timeout (how long a write waits for
     another process's, see ``writer``); with ``background_checkpoints`` (the server,
-    which runs a ``checkpoints.Checkpointer``) its connections leave checkpoints to that.
+    which runs a ``checkpoints.Checkpointer``) its connections leave checkpoints to that;
+    its connections can run a write transaction without thread hops
+    (``sqlite_connections``).
     PostgreSQL gets the statement timeout, so no request can hold the database for
     long, and pooled connections the server closed are replaced before use. Stored
     JSON is decoded by ``load_stored`` on both.
@@ -33,7 +35,12 @@ def create_engine(settings: Settings, *, background_checkpoints: bool = False) -
         "pool_timeout": settings.pool_timeout_seconds,
     }
     if settings.is_sqlite:
-        engine = create_async_engine(url, echo=settings.echo_sql, **pool)
+        engine = create_async_engine(
+            url,
+            echo=settings.echo_sql,
+            async_creator=sqlite_connections.connector(lambda: engine),
+            **pool,
+        )
         pragmas = [
             *SQLITE_PRAGMAS,
             f"PRAGMA busy_timeout = {round(settings.sqlite_busy_timeout_seconds * 1000)}",

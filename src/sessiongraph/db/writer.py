@@ -13,6 +13,10 @@ SQLite for its write lock, which then only another process can be holding (an im
 own ``BEGIN`` came at the first INSERT or UPDATE, so what a write read before it (is the
 session finished? who owns these operation ids?) was read outside its transaction, and
 another process could write in between.
+
+Once ``BEGIN IMMEDIATE`` holds the write lock, the rest of the transaction runs on the
+event loop's thread, without aiosqlite's thread hops (``sqlite_connections``): the lock
+is held for as long as SQLite takes, not for as many turns of a busy loop.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sessiongraph.db import sqlite_connections
 
 #: Per engine, the lock its writes take turns on, with the event loop it belongs to (an
 #: asyncio lock serves one loop; an engine used from a second loop gets a new one).
@@ -51,6 +57,20 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
         return
     # The lock first, then a connection: a write waiting its turn holds no connection.
-    async with write_lock(engine), engine.begin() as conn:
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        yield conn
+    async with write_lock(engine):
+        conn = await engine.connect().start()
+        driver = None
+        try:
+            driver = sqlite_connections.driver_connection(await conn.get_raw_connection())
+            async with conn.begin():
+                # On the connection's thread: it may wait for another process's write.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                if driver is not None:
+                    driver.inline = True
+                yield conn
+        finally:
+            try:
+                await conn.close()  # inline too: the pool's reset of it
+            finally:
+                if driver is not None:
+                    driver.inline = False

@@ -162,7 +162,7 @@ async def _write(info: Info, write: Callable[[Announce], Awaitable[T]]) -> T:
     has committed. It runs to the end even if the request is cancelled meanwhile: a
     committed write is always announced."""
     events = info.context.events
-    time_limit.write_begins()
+    time_limit.write_begins(info.path.as_list())
 
     async def run() -> T:
         with outages.reported(writing=True):

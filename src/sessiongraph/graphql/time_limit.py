@@ -28,6 +28,8 @@ T = TypeVar("T")
 @dataclass
 class _Writes:
     began: bool = False
+    #: The path of the mutation field whose write began last (the one stopped).
+    path: list[str | int] | None = None
 
 
 #: The request being timed, in its task and in every task it starts (a batch's
@@ -35,12 +37,13 @@ class _Writes:
 _timed: ContextVar[_Writes | None] = ContextVar("sessiongraph_timed_request", default=None)
 
 
-def write_begins() -> None:
-    """Tell the timed request (if any) that a write of it began: from now on, stopping it
-    does not stop the write."""
+def write_begins(path: list[str | int] | None = None) -> None:
+    """Tell the timed request (if any) that a write of it began, that of the mutation
+    field at ``path``: from now on, stopping it does not stop the write."""
     writes = _timed.get()
     if writes is not None:
         writes.began = True
+        writes.path = path
 
 
 async def within(limit: float, work: Awaitable[T]) -> T | GraphQLError:
@@ -51,12 +54,14 @@ async def within(limit: float, work: Awaitable[T]) -> T | GraphQLError:
         async with asyncio.timeout(limit):
             return await work
     except TimeoutError:
-        return timed_out(limit, wrote=writes.began)
+        return timed_out(limit, wrote=writes.began, path=writes.path)
     finally:
         _timed.reset(token)
 
 
-def timed_out(limit: float, *, wrote: bool) -> GraphQLError:
+def timed_out(limit: float, *, wrote: bool, path: list[str | int] | None = None) -> GraphQLError:
+    """The error of a request stopped at ``limit``; one whose write began (``wrote``)
+    names that mutation field's ``path``, as any field's error does."""
     if not wrote:
         return limit_reached(
             f"The request ran past the time limit of {limit:g} s and was stopped. "
@@ -68,6 +73,7 @@ def timed_out(limit: float, *, wrote: bool) -> GraphQLError:
         f"The request ran past the time limit of {limit:g} s and was stopped, but its "
         "write goes on and may have committed. Retry it: every mutation is idempotent, "
         "and a retry of a write that committed returns what it stored.",
+        path=path,
         extensions={
             "code": ErrorCode.UNAVAILABLE.value,
             "retryAfterSeconds": Unavailable.RETRY_AFTER_SECONDS,

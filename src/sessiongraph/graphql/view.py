@@ -60,8 +60,8 @@ T = TypeVar("T")
 _STRAWBERRY_ORIGIN_HINT = "Rejected WebSocket connection from origin"
 _ORIGIN_HINT = (
     "Refused a WebSocket from a page on %r (to host %r): sessiongraph accepts WebSockets "
-    "from pages of its own origin only (SESSIONGRAPH_CORS_ORIGINS opens HTTP requests, not "
-    "WebSockets); serve the page from the API's origin, or proxy /graphql through the page's"
+    "from pages of its own origin and of the origins SESSIONGRAPH_CORS_ORIGINS lists; add "
+    "the page's origin there, serve the page from the API's origin, or proxy /graphql"
 )
 
 
@@ -238,6 +238,9 @@ class GraphQLView(GraphQL[Context, None]):
                 seconds=settings.ws_connection_init_timeout_seconds
             ),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            # A page on a configured CORS origin may open a WebSocket as it may POST;
+            # any other cross-origin handshake is refused (403).
+            allowed_origins=settings.cors_origins,
         )
         _install_origin_hint()
         self.settings = settings
