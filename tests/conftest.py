@@ -51,9 +51,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _postgres_skipped: list[str] = []
+#: Why the browser tests (test_graphiql_browser.py) did not run, if they did not.
+browser_skipped: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if browser_skipped:
+        terminalreporter.section("Browser")
+        terminalreporter.write_line(
+            f"THE GRAPHIQL BROWSER TESTS WERE SKIPPED: {browser_skipped[0]}. "
+            "CI sets SESSIONGRAPH_REQUIRE_BROWSER=1 to fail instead.",
+            yellow=True,
+            bold=True,
+        )
     if _postgres_skipped:
         terminalreporter.section("PostgreSQL")
         terminalreporter.write_line(
