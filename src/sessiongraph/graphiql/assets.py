@@ -92,8 +92,8 @@ def asset_paths() -> list[str]:
     return [f"{release.spec}/{file}" for release in RELEASES for file in release.files]
 
 
-def _record() -> dict[str, str]:
-    return {release.spec: release.integrity for release in RELEASES}
+def _record(releases: tuple[Release, ...] = RELEASES) -> dict[str, str]:
+    return {release.spec: release.integrity for release in releases}
 
 
 def missing(vendor: Path = VENDOR) -> list[str]:
@@ -112,9 +112,11 @@ def integrity(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
-def install(vendor: Path = VENDOR, *, npm: str = "npm") -> None:
-    """Fetch, check and install the files into ``vendor`` (replacing what it held, only
-    once everything is checked); nothing changes on an error."""
+def install(
+    vendor: Path = VENDOR, *, releases: tuple[Release, ...] = RELEASES, npm: str = "npm"
+) -> None:
+    """Fetch, check and install the files of ``releases`` into ``vendor`` (replacing what
+    it held, only once everything is checked); nothing changes on an error."""
     if shutil.which(npm) is None:
         raise InstallError(
             "npm is not installed: GraphiQL's files come from the npm registry "
@@ -126,7 +128,7 @@ def install(vendor: Path = VENDOR, *, npm: str = "npm") -> None:
         tarballs.mkdir()
         packed = subprocess.run(
             [npm, "pack", "--json", "--pack-destination", str(tarballs)]
-            + [release.spec for release in RELEASES],
+            + [release.spec for release in releases],
             capture_output=True,
             text=True,
             check=False,
@@ -135,7 +137,7 @@ def install(vendor: Path = VENDOR, *, npm: str = "npm") -> None:
             raise InstallError(f"npm pack failed:\n{packed.stderr.strip()}")
         names = {entry["id"]: entry["filename"] for entry in json.loads(packed.stdout)}
         staged = Path(work) / "vendor"
-        for release in RELEASES:
+        for release in releases:
             tarball = tarballs / names[release.spec]
             data = tarball.read_bytes()
             if integrity(data) != release.integrity:
@@ -144,7 +146,7 @@ def install(vendor: Path = VENDOR, *, npm: str = "npm") -> None:
                     f"({integrity(data)}, expected {release.integrity}); nothing installed"
                 )
             _extract(tarball, release, staged / release.spec)
-        (staged / RECORD).write_text(json.dumps(_record(), indent=2) + "\n")
+        (staged / RECORD).write_text(json.dumps(_record(releases), indent=2) + "\n")
         old = Path(work) / "old"
         if vendor.exists():
             vendor.rename(old)
