@@ -22,6 +22,7 @@ from sessiongraph.app import create_app
 from sessiongraph.config import Settings, token_digest
 from sessiongraph.graphiql import assets
 from sessiongraph.graphiql.page import CONTENT_SECURITY_POLICY
+from tests.conftest import graphiql_skipped
 
 # The page has nothing to do with the database: once is enough.
 pytestmark = pytest.mark.sqlite_only
@@ -34,6 +35,7 @@ def _npm_or_skip() -> None:
     if shutil.which("npm") is None:
         if os.environ.get(REQUIRE_NODE) == "1":
             pytest.fail(f"npm is required ({REQUIRE_NODE}=1) and not installed")
+        graphiql_skipped.append("npm is not installed, so GraphiQL's files cannot be fetched")
         pytest.skip("npm is not installed: GraphiQL's files cannot be fetched")
 
 

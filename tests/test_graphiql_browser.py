@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from sessiongraph.graphiql import assets
+from tests.conftest import graphiql_skipped
 from tests.live import spawned_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,9 +54,7 @@ def _unavailable(reason: str) -> None:
     """Skip (noted at the end of the run, see conftest), or fail where required."""
     if os.environ.get(REQUIRE_BROWSER) == "1":
         pytest.fail(f"a browser is required ({REQUIRE_BROWSER}=1): {reason}")
-    from tests.conftest import browser_skipped
-
-    browser_skipped.append(reason)
+    graphiql_skipped.append(f"the browser tests: {reason}")
     pytest.skip(f"GraphiQL browser test skipped: {reason}")
 
 
