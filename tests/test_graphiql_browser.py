@@ -2,7 +2,9 @@
 selenium, headless, against `sessiongraph serve` on its demo data, with every host
 name unresolvable (offline) and every request the page makes checked to stay on the
 server. It renders, runs a query set in its editor, shows the docs, and shows a
-subscription's events, over the WebSocket, as mutations sent from the test happen.
+subscription's events, over the WebSocket, as mutations sent from the test happen;
+with a token required, the page still opens and the token typed into its Headers
+editor reaches both the HTTP requests and the WebSocket.
 
 Without chromium the tests skip, with a notice at the end of the run; with
 SESSIONGRAPH_REQUIRE_BROWSER=1 (CI) they fail instead.
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from sessiongraph.config import token_digest
 from sessiongraph.graphiql import assets
 from tests.conftest import graphiql_skipped
 from tests.live import spawned_server
@@ -29,6 +32,7 @@ from tests.live import spawned_server
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REQUIRE_BROWSER = "SESSIONGRAPH_REQUIRE_BROWSER"
+TOKEN = "graphiql-browser-test-token"
 
 T = TypeVar("T")
 
@@ -59,8 +63,8 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`sessiongraph serve` on demo data, GraphiQL's files installed (as bootstrap does)."""
+def ready() -> None:
+    """Chromium there, and GraphiQL's files installed (as bootstrap does)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         _unavailable(
             "no /usr/bin/chromium and /usr/bin/chromedriver (Debian: chromium chromium-driver)"
@@ -70,7 +74,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assets.install()
         except assets.InstallError as error:
             _unavailable(str(error))
+
+
+@pytest.fixture(scope="module")
+def served(ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`sessiongraph serve` on demo data, as the quick start runs it (no tokens)."""
     with spawned_server(tmp_path_factory.mktemp("graphiql")) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def served_with_token(ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same, with a bearer token required."""
+    env = {"SESSIONGRAPH_TOKEN_SHA256": token_digest(TOKEN)}
+    with spawned_server(tmp_path_factory.mktemp("graphiql-token"), env=env) as base:
         yield base
 
 
@@ -129,6 +146,16 @@ def _set_query(driver: Any, query: str) -> None:
     # GraphiQL reads the operation's name from the editor a moment after a change
     # (debounced): run before that and it sends the previous name.
     time.sleep(0.6)
+
+
+def _set_headers(driver: Any, headers: dict[str, str]) -> None:
+    """Into the Headers editor (the second of the editor tools, after Variables)."""
+    driver.execute_script(
+        "document.querySelectorAll('.graphiql-editor-tool .CodeMirror')[1]"
+        ".CodeMirror.setValue(arguments[0])",
+        json.dumps(headers),
+    )
+    time.sleep(0.6)  # read a moment after a change, as the query is
 
 
 def _run(driver: Any) -> None:
@@ -194,41 +221,51 @@ def test_the_docs_show_a_type(browser: Any, served: str) -> None:
     _until(lambda: "totalCostDisplay" in docs.text, "the Session type's fields")
 
 
-def test_a_subscription_shows_live_events_over_the_websocket(browser: Any, served: str) -> None:
-    _open(browser, served)
-    _network(browser)
-    _set_query(
-        browser,
-        "subscription Live { sessionsChanged { kind matchesFilter session { id status } } }",
+def _start(served: str, session_id: str, headers: dict[str, str] | None = None) -> None:
+    response = httpx.post(
+        f"{served}/graphql",
+        json={
+            "query": "mutation Start($input: StartSessionInput!) "
+            "{ startSession(input: $input) { id } }",
+            "variables": {"input": {"id": session_id, "workflowId": "wf-browser"}},
+        },
+        headers=headers,
+        timeout=10,
     )
-    _run(browser)
+    assert response.json()["data"]["startSession"]["id"] == session_id
 
-    def start(session_id: str) -> None:
-        response = httpx.post(
-            f"{served}/graphql",
-            json={
-                "query": "mutation Start($input: StartSessionInput!) "
-                "{ startSession(input: $input) { id } }",
-                "variables": {"input": {"id": session_id, "workflowId": "wf-browser"}},
-            },
-            timeout=10,
-        )
-        assert response.json()["data"]["startSession"]["id"] == session_id
 
-    # The subscription listens a moment after it is sent: start sessions until one shows.
+def _first_event(
+    driver: Any, served: str, prefix: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The first event the running subscription shows: it listens a moment after it is
+    sent, so sessions are started (ids ``prefix-N``) until one shows."""
     started = iter(range(100))
 
     def shown_after_a_start() -> dict[str, Any] | None:
-        start(f"browser-{next(started)}")
+        _start(served, f"{prefix}-{next(started)}", headers)
         time.sleep(0.2)
-        text = _response(browser)
+        text = _response(driver)
         return json.loads(text) if '"sessionsChanged"' in text else None
 
-    first = _until(shown_after_a_start, "a first event shown")["data"]["sessionsChanged"]
+    event: dict[str, Any] = _until(shown_after_a_start, "a first event shown")
+    return event
+
+
+SUBSCRIPTION = "subscription Live { sessionsChanged { kind matchesFilter session { id status } } }"
+
+
+def test_a_subscription_shows_live_events_over_the_websocket(browser: Any, served: str) -> None:
+    _open(browser, served)
+    _network(browser)
+    _set_query(browser, SUBSCRIPTION)
+    _run(browser)
+
+    first = _first_event(browser, served, "browser")["data"]["sessionsChanged"]
     assert first["kind"] == "STARTED"
     assert first["session"]["id"].startswith("browser-")
 
-    start("browser-next")
+    _start(served, "browser-next")
     _until(lambda: "browser-next" in _response(browser), "the next event shown")
 
     events = _network(browser)
@@ -240,3 +277,27 @@ def test_a_subscription_shows_live_events_over_the_websocket(browser: Any, serve
         if e["method"] == "Network.requestWillBeSent" and e["params"]["request"]["method"] == "POST"
     ]
     assert posted == []  # the subscription never went over HTTP
+
+
+def test_with_a_token_required_the_headers_editor_carries_it_to_http_and_the_websocket(
+    browser: Any, served_with_token: str
+) -> None:
+    served = served_with_token
+    authorization = {"Authorization": f"Bearer {TOKEN}"}
+    _open(browser, served)  # the page itself needs no token
+    _set_query(browser, "query Count { sessions { totalCount } }")
+    _run(browser)
+    refused = json.loads(_until(lambda: _response(browser), "the refusal shown"))
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    _set_headers(browser, authorization)
+    _run(browser)
+    answered = _until(lambda: '"totalCount"' in _response(browser), "the answer shown")
+    assert answered
+    assert json.loads(_response(browser))["data"]["sessions"]["totalCount"] == 200
+
+    # A subscription's socket sends the same headers with connection_init.
+    _set_query(browser, SUBSCRIPTION)
+    _run(browser)
+    event = _first_event(browser, served, "token", authorization)
+    assert event["data"]["sessionsChanged"]["session"]["id"].startswith("token-")
