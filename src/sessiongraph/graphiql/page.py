@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 from starlette.datastructures import Headers, QueryParams
@@ -61,17 +62,26 @@ _FILE_HEADERS = {
 }
 
 
-def wants_page(scope: Scope) -> bool:
+def is_page_request(method: str, params: Mapping[str, str], accept: str) -> bool:
     """Whether a request to /graphql is a browser's for the page: Strawberry's rule (a
     GET with no ``query``, accepting HTML or anything), and no ``extensions`` either (a
-    GET carrying only a persisted query's hash is an operation)."""
+    GET carrying only a persisted query's hash is an operation). The view decides by
+    it too, so the page and the operations split the same way before and after the
+    guard."""
+    return (
+        method == "GET"
+        and "query" not in params
+        and "extensions" not in params
+        and ("text/html" in accept or "*/*" in accept)
+    )
+
+
+def wants_page(scope: Scope) -> bool:
+    """``is_page_request`` for an ASGI scope."""
     if scope["type"] != "http" or scope["method"] != "GET":
         return False
-    params = QueryParams(scope["query_string"])
-    if "query" in params or "extensions" in params:
-        return False
     accept = Headers(scope=scope).get("accept", "")
-    return "text/html" in accept or "*/*" in accept
+    return is_page_request("GET", QueryParams(scope["query_string"]), accept)
 
 
 def _link(path: str) -> str:

@@ -42,7 +42,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from sessiongraph.auth import Access, Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
-from sessiongraph.graphiql.page import page
+from sessiongraph.graphiql.page import is_page_request, page
 from sessiongraph.graphql import compat, time_limit
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import operation_to_run, parsed
@@ -418,9 +418,8 @@ class GraphQLView(GraphQL[Context, None]):
         return self._context_factory(granted(request.scope))
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        # A GET carrying only a persisted query's hash is an operation, not a browser.
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(
-            request
+        return is_page_request(
+            request.method, request.query_params, request.headers.get("accept", "")
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
