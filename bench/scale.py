@@ -22,9 +22,12 @@ Starts one throwaway PostgreSQL server from the installed binaries (or uses
    (``--heap-order random`` scatters them: every row of a window then
    sits on its own page, the worst case for a window's heap reads). Costs
    run from $0 to ~$10 (~$2.40 on average), in steps of $0.0001;
-2. times the GraphQL queries through the app in-process (httpx ASGI
-   transport, POST /graphql, no ``errors`` allowed): p50 and p95 over N runs
-   after a warm-up, recording the SQL each query sends. The recorded
+2. once every size is loaded (each database keeps its app open), times the
+   GraphQL queries through the app in-process (httpx ASGI transport, POST
+   /graphql, no ``errors`` allowed): p50 and p95 over N runs after a warm-up,
+   the sizes taking turns request by request, so a slow moment of the machine
+   falls on all sizes alike and the ratios between them hold on a busy
+   machine; recording the SQL each query sends. The recorded
    statements are then timed alone on asyncpg (prepared, like the app's
    driver), and the shared buffers they touch are counted with EXPLAIN
    ANALYZE: the same work at every size is the noise-free sign of flat cost;
@@ -70,6 +73,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import importlib
 import json
@@ -585,6 +589,10 @@ async def load(
         for migration in ROLLUPS_MIGRATIONS:
             for statement in migration.backfill_statements(sqlite=False):
                 await conn.execute(statement)
+        # Rows in key order, as the triggers leave them in time order: a grouped INSERT
+        # writes them in hash order, one page per row of a window.
+        for table in ("session_rollups", "session_model_rollups"):
+            await conn.execute(f"CLUSTER {table} USING {table}_pkey")
 
     await timed("sum rollups", sum_rollups)
     await conn.execute("ALTER TABLE sessions ENABLE TRIGGER USER")
@@ -1274,9 +1282,22 @@ def _raw(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def run_size(
-    server_url: str, size: int, args: argparse.Namespace, *, largest: bool
-) -> tuple[SizeResult, list[str]]:
+@dataclass
+class Prepared:
+    """One size, loaded and served: its database, app client and cases, open until
+    ``close``."""
+
+    size: int
+    database: str
+    load: LoadReport
+    conn: asyncpg.Connection
+    client: httpx.AsyncClient
+    recorder: StatementRecorder
+    cases: dict[str, Case]
+    stack: contextlib.AsyncExitStack
+
+
+async def prepare_size(server_url: str, size: int, args: argparse.Namespace) -> Prepared:
     database = f"bench_{size}"
     admin = await asyncpg.connect(_raw(server_url))
     try:
@@ -1292,12 +1313,13 @@ async def run_size(
     ops_range = (2, 8) if size >= 1_000_000 else (10, 30)
     set_anchor(datetime.now(UTC))
     say(f"\n=== {size:,} sessions (~{sum(ops_range) // 2} operations each) ===")
+    stack = contextlib.AsyncExitStack()
     # The statements timed alone run with the server's own session settings (but no
     # statement timeout: this connection loads the data too).
     conn = await asyncpg.connect(
         _raw(url), server_settings=server_settings(Settings(statement_timeout_ms=0))
     )
-    summary: list[str] = []
+    stack.push_async_callback(conn.close)
     try:
         load_report = await load(conn, size, ops_range, args.seed)
         say(
@@ -1310,40 +1332,73 @@ async def run_size(
         app = create_app(Settings(database_url=url, cursor_secret=CURSOR_SECRET, graphiql=False))
         recorder = StatementRecorder()
         sa.event.listen(app.state.engine.sync_engine, "before_cursor_execute", recorder)
-        results: dict[str, Measurement] = {}
-        flat: dict[str, bool] = {}
-        async with (
-            app.router.lifespan_context(app),
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = await stack.enter_async_context(
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120
-            ) as client,
-        ):
-            cases = []
-            if args.suite in ("standard", "all"):
-                cases += await build_cases(client, conn, size, args.bff_repeats)
-            if args.suite in ("stats", "all"):
-                cases += stats_cases()
-            for case in selected(cases, args.only):
-                m = await measure(client, recorder, case, args.repeats)
-                await time_sql(conn, m)
-                results[case.name] = m
-                flat[case.name] = not case.grows_by_design
-                say(
-                    f"  {case.name:<40} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
-                    f"  | SQL only p50 {m.sql_p50:7.2f} ms ({len(m.statements)} stmt,"
-                    f" {m.buffers:,.0f} buffers)  {m.note}"
-                )
-        if largest:
-            summary = await explain_all(conn, results, args.plan_lines)
-    finally:
-        await conn.close()
-    if not args.keep:
+            )
+        )
+        cases = []
+        if args.suite in ("standard", "all"):
+            cases += await build_cases(client, conn, size, args.bff_repeats)
+        if args.suite in ("stats", "all"):
+            cases += stats_cases()
+    except BaseException:
+        await stack.aclose()
+        raise
+    chosen = {case.name: case for case in selected(cases, args.only)}
+    return Prepared(size, database, load_report, conn, client, recorder, chosen, stack)
+
+
+async def measure_sizes(
+    prepared: list[Prepared], name: str, repeats: int
+) -> dict[int, Measurement]:
+    """One case at every size that has it, the sizes taking turns request by request,
+    so a slow moment of the machine falls on all alike: what the ratios need."""
+    gc.collect()
+    present = [p for p in prepared if name in p.cases]
+    data: dict[int, dict[str, Any]] = {}
+    statements: dict[int, list[tuple[str, tuple[Any, ...]]]] = {}
+    slow = False
+    for p in present:
+        case = p.cases[name]
+        p.recorder.active = []
+        data[p.size] = await graphql(p.client, case.query, case.variables)  # warm-up, recorded
+        statements[p.size], p.recorder.active = p.recorder.active, None
+        started = time.perf_counter()
+        await graphql(p.client, case.query, case.variables)
+        slow = slow or time.perf_counter() - started > SLOW_SECONDS
+    first = present[0].cases[name]
+    repeats = first.repeats or repeats
+    if slow:  # keep the whole run short
+        repeats = min(repeats, SLOW_REPEATS)
+    times: dict[int, list[float]] = {p.size: [] for p in present}
+    for _ in range(repeats):
+        for p in present:
+            case = p.cases[name]
+            started = time.perf_counter()
+            await graphql(p.client, case.query, case.variables)
+            times[p.size].append((time.perf_counter() - started) * 1000)
+    return {
+        p.size: Measurement(
+            p50=statistics.median(times[p.size]),
+            p95=percentile(times[p.size], 0.95),
+            note=p.cases[name].note(data[p.size]) if p.cases[name].note else "",
+            statements=statements[p.size],
+            repeats=repeats,
+        )
+        for p in present
+    }
+
+
+async def close_size(server_url: str, p: Prepared, keep: bool) -> None:
+    await p.stack.aclose()
+    if not keep:
         admin = await asyncpg.connect(_raw(server_url))
         try:
-            await admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+            await admin.execute(f"DROP DATABASE {p.database} WITH (FORCE)")
         finally:
             await admin.close()
-    return SizeResult(size, load_report, results, flat), summary
 
 
 # --- SQLite ---------------------------------------------------------------------
@@ -1557,12 +1612,37 @@ def print_notes(runs: list[SizeResult]) -> None:
 
 async def run(server_url: str, args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    runs: list[SizeResult] = []
+    prepared: list[Prepared] = []
+    results: dict[int, dict[str, Measurement]] = {size: {} for size in args.sizes}
+    flat: dict[str, bool] = {}
     summary: list[str] = []
-    for i, size in enumerate(args.sizes):
-        result, found = await run_size(server_url, size, args, largest=i == len(args.sizes) - 1)
-        runs.append(result)
-        summary += found
+    try:
+        for size in args.sizes:
+            prepared.append(await prepare_size(server_url, size, args))
+        names = list(dict.fromkeys(name for p in prepared for name in p.cases))
+        say(f"\n=== timed: the sizes ({', '.join(f'{s:,}' for s in args.sizes)}) take turns ===")
+        for name in names:
+            measured = await measure_sizes(prepared, name, args.repeats)
+            for p in prepared:
+                if p.size not in measured:
+                    continue
+                m = measured[p.size]
+                await time_sql(p.conn, m)
+                results[p.size][name] = m
+                flat[name] = not p.cases[name].grows_by_design
+                say(
+                    f"  {p.size:>9,}  {name:<40} p50 {m.p50:8.2f} ms  p95 {m.p95:8.2f} ms"
+                    f"  | SQL only p50 {m.sql_p50:7.2f} ms ({len(m.statements)} stmt,"
+                    f" {m.buffers:,.0f} buffers)  {m.note}"
+                )
+        if prepared:
+            summary = await explain_all(
+                prepared[-1].conn, results[prepared[-1].size], args.plan_lines
+            )
+    finally:
+        for p in prepared:
+            await close_size(server_url, p, args.keep)
+    runs = [SizeResult(p.size, p.load, results[p.size], flat) for p in prepared]
     print_table(runs, "Through the app: GraphQL over ASGI, end to end", lambda m: (m.p50, m.p95))
     print_table(
         runs,

@@ -54,11 +54,12 @@ def free_port() -> int:
 
 @contextmanager
 def spawned_server(
-    directory: Path, *options: str, env: dict[str, str] | None = None
+    directory: Path, *options: str, env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[str]:
     """`sessiongraph serve` as a user starts it, in ``directory``, with the environment
-    stripped of SESSIONGRAPH_ settings (plus ``env``); yields its http:// base URL."""
-    port = free_port()
+    stripped of SESSIONGRAPH_ settings (plus ``env``), on ``port`` (a free one when
+    None); yields its http:// base URL."""
+    port = port or free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONGRAPH_")}
     log = directory / f"serve-{port}.log"
     with log.open("wb") as output:

@@ -10,7 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLArgument, GraphQLNonNull, GraphQLObjectType, Undefined, get_named_type
+from graphql import (
+    GraphQLArgument,
+    GraphQLInterfaceType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    Undefined,
+    get_named_type,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +28,7 @@ from sessiongraph.graphql import documents as document_cache
 from sessiongraph.graphql import execution, plan
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.schema import build_schema
+from sessiongraph.node_ids import operation_node_id
 from tests.helpers import (
     T0,
     GraphQLClient,
@@ -65,7 +73,11 @@ DIRECTIVES = ["", "", "", " @include(if: $flag)", " @skip(if: $flag)", " @skip(i
 
 
 @st.composite
-def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
+def selection_set(
+    draw: st.DrawFn, type_: GraphQLObjectType | GraphQLInterfaceType, depth: int
+) -> str:
+    if isinstance(type_, GraphQLInterfaceType):
+        return draw(abstract_selection_set(type_, depth))
     names = sorted(type_.fields)
     chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=5, unique=True))
     parts = []
@@ -89,6 +101,19 @@ def selection_set(draw: st.DrawFn, type_: GraphQLObjectType, depth: int) -> str:
         parts.append(text)
     if draw(st.booleans()):
         parts.append("__typename")
+    if any(i.name == "Node" for i in type_.interfaces) and draw(st.integers(0, 3)) == 0:
+        parts.append("... on Node { id }")
+    return " ".join(parts) or "__typename"
+
+
+@st.composite
+def abstract_selection_set(draw: st.DrawFn, type_: GraphQLInterfaceType, depth: int) -> str:
+    """The interface's own fields, and inline fragments on the types implementing it."""
+    parts = draw(st.lists(st.sampled_from(["id", "__typename", "again: id"]), unique=True))
+    for possible in SCHEMA.get_possible_types(type_):
+        if draw(st.booleans()):
+            inner = draw(selection_set(possible, depth - 1))
+            parts.append(f"... on {possible.name} {{ {inner} }}")
     return " ".join(parts) or "__typename"
 
 
@@ -101,6 +126,11 @@ ROOTS = {
     "sessions": "SessionConnection",
     'session(id: "s-1")': "Session",
     "sessionStats": "SessionStats",
+    'node(id: "s-1")': "Node",
+    f'node(id: "{operation_node_id("s-1-o4")}")': "Node",
+    'nodes(ids: ["s-2", "{}", "none", "op:!!", "{}", "s-2", "s-3"])'.format(
+        operation_node_id("s-1-o0"), operation_node_id("s-3-o1")
+    ): "Node",
 }
 
 
@@ -115,7 +145,7 @@ def documents(draw: st.DrawFn) -> str:
             if argument in ARGUMENTS and draw(st.booleans())
         ]
         root += f"({', '.join(arguments)})" if arguments else ""
-    assert isinstance(type_, GraphQLObjectType)
+    assert isinstance(type_, GraphQLObjectType | GraphQLInterfaceType)
     body = draw(selection_set(type_, depth=4))
     used = [d for d in ("$flag: Boolean!", "$n: Int") if d.split(":")[0] in root + body]
     head = f"query ({', '.join(used)})" if used else "query"
@@ -146,6 +176,7 @@ async def varied(engine: AsyncEngine) -> None:
     rows = [
         operation_row(
             session_id=session,
+            operation_id=f"{session}-o{n}",
             operation_type=kind,
             tool_name=("Bash" if n % 2 else "Edit") if n % 5 else None,
             timestamp=None if n % 5 == 0 else T0,
@@ -291,8 +322,9 @@ MUTATIONS: list[tuple[str, dict[str, Any]]] = [
         """mutation { startSession(input: {id: "m-1", workflowId: "wf", workflowName: "Build",
              agentModel: "claude-sonnet-4-6", repos: ["a/b", "c/d"], phaseId: "research_phase",
              startedAt: "2026-04-18T08:00:00Z", metadata: {k: [1, 2]}}) {
-           __typename id status workflowName workflow { id name } phaseDisplay
-           agentModelDisplay reposDisplay metadata operationCount durationDisplay } }""",
+           __typename id ... on Node { nodeId: id } status workflowName workflow { id name }
+           phaseDisplay agentModelDisplay reposDisplay metadata operationCount
+           durationDisplay } }""",
         {},
     ),
     (
@@ -301,7 +333,7 @@ MUTATIONS: list[tuple[str, dict[str, Any]]] = [
              recordedOperationIds alreadyPresentOperationIds
              operations { ...Light toolInput @include(if: $heavy) git { sha filesChanged } }
            } }
-         fragment Light on Operation { operationId operationType timestamp success gitSha }""",
+         fragment Light on Operation { id operationId operationType timestamp success gitSha }""",
         {
             "heavy": True,
             "ops": [

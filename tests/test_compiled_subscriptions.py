@@ -29,7 +29,7 @@ SUBSCRIPTIONS: list[tuple[str, dict[str, Any]]] = [
             workflow { __typename id name }
             operations(first: 2) {
               totalCount pageInfo { hasNextPage endCursor }
-              nodes { operationId git { sha } gitSha }
+              nodes { id operationId git { sha } gitSha ... on Node { __typename } }
             }
           }
         }
@@ -43,7 +43,7 @@ SUBSCRIPTIONS: list[tuple[str, dict[str, Any]]] = [
         """subscription ($id: String!) { operationsRecorded(sessionId: $id) {
           __typename sessionId
           operations {
-            operationId operationType timestamp success durationSeconds toolName
+            id operationId operationType timestamp success durationSeconds toolName
             toolInput toolOutput messageContent git { sha filesChanged } gitBranch
           }
         } }""",
@@ -51,7 +51,9 @@ SUBSCRIPTIONS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         """subscription { sessionsChanged(statuses: [RUNNING]) {
-          kind matchesFilter session { id status workflowName operationCount agentModelDisplay }
+          kind matchesFilter session {
+            ... on Node { id } status workflowName operationCount agentModelDisplay
+          }
         } }""",
         {},
     ),

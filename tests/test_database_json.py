@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.node_ids import operation_node_id
 from tests.helpers import (
     T0,
     GraphQLClient,
@@ -35,7 +36,7 @@ from tests.test_compiled import EXAMPLES, documents, varied  # noqa: F401 (a fix
 
 pytestmark = pytest.mark.postgres_only
 
-FIELDS = "operationId operationType timestamp durationSeconds success toolName inputTokens"
+FIELDS = "id operationId operationType timestamp durationSeconds success toolName inputTokens"
 
 
 #: Doubles from here on are integers, which PostgreSQL writes differently now and then.
@@ -150,6 +151,32 @@ async def test_timestamps_strings_and_nulls_are_written_as_python_writes_them(
         )
 
     assert _built_by_the_database(seen)
+
+
+async def test_operation_global_ids_are_written_as_python_writes_them(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await insert_session(engine, id="s-1")
+    # Every length modulo 3 (the padding left out), the two characters base64url swaps
+    # (">>>" and "???" are "Pj4-" and "Pz8_"), several bytes per character, and ids long
+    # enough that PostgreSQL's base64 breaks lines (every 76 characters).
+    ids = ["a", "ab", "abc", ">>>", "???", "~~~~", "é", "漢字", "🎉", "x" * 128, "é" * 128]
+    ids += ["a+b/c=d", "op:nested", " spaced ", "\u2028"]
+    rows = [
+        operation_row("s-1", operation_id=operation_id, timestamp=T0 + timedelta(seconds=i))
+        for i, operation_id in enumerate(ids)
+    ]
+    await insert_operations(engine, *rows)
+
+    with statements(engine) as seen:
+        data = await gql(
+            '{ session(id: "s-1") { operations { nodes { id __typename again: id } } } }'
+        )
+
+    assert _built_by_the_database(seen)
+    nodes = data["session"]["operations"]["nodes"]
+    assert [node["id"] for node in nodes] == [operation_node_id(i) for i in ids]
+    assert all(node["again"] == node["id"] for node in nodes)
 
 
 async def test_a_value_the_database_cannot_write_sends_the_page_to_python(

@@ -44,6 +44,9 @@ SEEDS = [
     "edges { cursor node { operationCount } } } }",
     '{ sessions(startedAfter: "2026-04-18T08:00:00Z") { nodes { ...F } } } '
     "fragment F on Session { workflow { name } repos @include(if: true) }",
+    "query ($id: ID!, $s: [ID!]!) { node(id: $id) { id ... on Session { status } } "
+    "nodes(ids: $s) { __typename ... on Node { id } ... on Operation { operationId git { sha } } "
+    "} }",
 ]
 WORDS = [
     "{",
@@ -81,6 +84,12 @@ WORDS = [
     "nodes",
     "edges",
     "node",
+    "nodes",
+    "ids",
+    "Node",
+    "... on Session",
+    "... on Operation",
+    '"op:"',
     "id",
     "first",
     "after",
@@ -233,6 +242,6 @@ async def test_arbitrary_variables_for_valid_queries(
     seeded: list[list[tuple[Any, ...]]],
     variables: dict[str, Any],
 ) -> None:
-    for query in SEEDS[1:3]:
+    for query in [*SEEDS[1:3], *SEEDS[4:]]:
         _check(await _post(http, {"query": query, "variables": variables}))
     assert await _dump(engine) == seeded

@@ -221,3 +221,19 @@ async def test_a_rebound_websocket_is_refused_before_it_is_accepted(app: Starlet
     assert other_origin.startswith("403")
     assert same_origin == "accepted"
     assert no_origin == "accepted"
+
+
+@pytest.mark.sqlite_only
+async def test_a_cross_origin_websocket_is_logged_with_what_applies_here(
+    app: Starlette, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve(app) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        with caplog.at_level(logging.WARNING, logger="strawberry.ws"):
+            refused = await _handshake(port, f"localhost:{port}", "https://dashboard.example")
+
+    assert refused.startswith("403")
+    [hint] = [r.getMessage() for r in caplog.records if "WebSocket" in r.getMessage()]
+    assert "'https://dashboard.example'" in hint
+    assert "SESSIONGRAPH_CORS_ORIGINS" in hint
+    assert "allowed_origins" not in hint

@@ -23,7 +23,7 @@ from sessiongraph.config import Settings
 from sessiongraph.db import tables
 from sessiongraph.db.engine import create_engine
 from sessiongraph.db.migrate import upgrade
-from sessiongraph.seed import ANCHOR, SeedReport, seed_demo_data
+from sessiongraph.seed import ANCHOR, README_WORKFLOW_ID, SeedReport, seed_demo_data
 from tests.helpers import database_time, expected_counters, expected_tool_usage, tool_usage_of
 
 NewDatabase = Callable[[], Awaitable[AsyncEngine]]
@@ -306,7 +306,9 @@ def test_phase_ids_are_slugs_and_uuids(seeded: Seeded) -> None:
 
 
 def test_ids_are_uuid4(seeded: Seeded) -> None:
-    ids = [s["id"] for s in seeded.sessions] + [w["id"] for w in seeded.workflows]
+    # but the workflow the README's examples name
+    workflows = [w["id"] for w in seeded.workflows if w["id"] != README_WORKFLOW_ID]
+    ids = [s["id"] for s in seeded.sessions] + workflows
     ids += [op["operation_id"] for op in seeded.all_operations()]
 
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from sessiongraph.admission import Admission
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, *, listening_on: str | None = N
     return app
 
 
-async def routing_error(_request: Request, error: Exception) -> JSONResponse:
+async def routing_error(_request: Request, error: Exception) -> Response:
     """Starlette's refusals (no such path, a method the path does not serve) in the
     GraphQL error shape, as every other refusal."""
     assert isinstance(error, HTTPException)

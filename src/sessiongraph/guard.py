@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl
 
 from graphql import GraphQLError
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sessiongraph.auth import Access, Authenticator
@@ -24,6 +23,7 @@ from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
 from sessiongraph.graphql.errors import limit_reached
 from sessiongraph.jsontext import Refused, decode
+from sessiongraph.media import GraphQLResponse
 
 #: The ASGI scope key the granted ``Access`` travels under.
 ACCESS_KEY = "sessiongraph.access"
@@ -61,9 +61,10 @@ def is_json(content_type: str | None) -> bool:
 
 def error_response(
     status: int, message: str, code: ErrorCode, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
+) -> GraphQLResponse:
+    """A refusal with one error, in the media type the request accepts (``media.py``)."""
     error = {"message": message, "extensions": {"code": code.value, **extra}}
-    return JSONResponse({"data": None, "errors": [error]}, status_code=status, headers=headers)
+    return GraphQLResponse({"data": None, "errors": [error]}, status, headers)
 
 
 class RequestGuard:
@@ -158,7 +159,7 @@ class RequestGuard:
 
     def _refusal(
         self, scope: Scope, body: bytes, headers: Headers, decoded: dict[str | bytes, Any]
-    ) -> JSONResponse | None:
+    ) -> GraphQLResponse | None:
         """Whatever is wrong with the request's operations, as a response; None if nothing.
 
         The JSON is read here with the strictness of RFC 8259 (UTF-8, bounded nesting),
@@ -208,7 +209,7 @@ class RequestGuard:
                 return refusal
         return None
 
-    def _operation_refusal(self, operation: dict[str, Any]) -> JSONResponse | None:
+    def _operation_refusal(self, operation: dict[str, Any]) -> GraphQLResponse | None:
         problem = operation_problem(operation, self.settings.max_query_length)
         if problem is None:
             return None
@@ -243,7 +244,7 @@ def _problem(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": ErrorCode.BAD_USER_INPUT.value})
 
 
-def _bad(message: str) -> JSONResponse:
+def _bad(message: str) -> GraphQLResponse:
     return error_response(400, message, ErrorCode.BAD_USER_INPUT)
 
 

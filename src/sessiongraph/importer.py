@@ -43,6 +43,7 @@ from sessiongraph.inputs import (
     check_id,
     check_json,
     check_money,
+    check_session_id,
     check_tool_name,
     parse_datetime,
     parse_decimal,
@@ -615,7 +616,7 @@ def _session_row(record: dict[str, Any], json_depth: int) -> dict[str, Any]:
     session_id = _text(record.get("id"), "id")
     if not session_id:
         raise Malformed("`id` is missing")
-    check_id(session_id, "id")
+    check_session_id(session_id, "id")
     # Depth: the reader's bound, never met here; each stored value's is checked below.
     fields = {key: value for key, value in record.items() if key != "operations"}
     check_json(fields, "session", max_depth=json_depth + _LINE_LEVELS)

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sessiongraph.errors import BadUserInput
+from sessiongraph.node_ids import OPERATION_PREFIX
 
 MAX_ID_LENGTH = 128
 #: How deeply a stored JSON value (``metadata``, ``toolInput``, ``git``) may nest by
@@ -34,6 +35,17 @@ def check_id(value: str, field: str) -> str:
     if not value.strip() or len(value) > MAX_ID_LENGTH or not value.isprintable():
         raise BadUserInput(
             f"`{field}` must be 1 to {MAX_ID_LENGTH} printable characters", field=field
+        )
+    return value
+
+
+def check_session_id(value: str, field: str) -> str:
+    """A new session's id: an id (``check_id``) that no operation's global id can equal."""
+    check_id(value, field)
+    if value.startswith(OPERATION_PREFIX):
+        raise BadUserInput(
+            f"`{field}` must not start with {OPERATION_PREFIX!r}: operations' global ids do",
+            field=field,
         )
     return value
 

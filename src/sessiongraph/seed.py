@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessiongraph.db import counters, tables, writer
 
-__all__ = ["ANCHOR", "SeedReport", "seed_demo_data"]
+__all__ = ["ANCHOR", "README_SESSION_ID", "README_WORKFLOW_ID", "SeedReport", "seed_demo_data"]
 
 #: Every generated timestamp lies at or before this instant.
 ANCHOR: Final = datetime(2026, 4, 18, 8, 0, 0, tzinfo=UTC)
@@ -62,6 +62,19 @@ _PRICES: Final = {
     "mock-echo": _price("0", "0", "0", "0"),
 }
 _SUBAGENT_MODEL: Final = "claude-haiku-4-5"
+
+# What the README's examples name, given to sessions of any seed (their random draws are
+# made all the same, so the rest of the data does not move): the workflow the dashboard
+# examples read, the session whose timeline is shown by its id prefix (the first completed
+# session with five tool calls), and a failed and a cancelled session of that workflow on
+# the dashboard's day.
+README_WORKFLOW_ID: Final = "wf-release"
+README_WORKFLOW_NAME: Final = "Release"
+README_SESSION_ID: Final = "3f2a9c1e-7b4d-4e8a-9c61-2d5f0a8b3e17"
+README_DAY: Final = datetime(2026, 4, 17, 9, 30, tzinfo=UTC)
+#: Session index -> its start on README_DAY; index 1 is failed, 2 cancelled (every seed
+#: draws its first statuses in the order of _STATUS_WEIGHTS).
+_README_DAY_STARTS: Final = {1: timedelta(0), 2: timedelta(hours=4, minutes=12)}
 
 _WORKFLOW_NAMES: Final = (
     "Bug triage",
@@ -230,6 +243,7 @@ async def seed_demo_data(
     operation_buffer: list[dict[str, Any]] = []
     tool_buffer: list[dict[str, Any]] = []
     operation_count = 0
+    timeline_named = False
 
     async def flush(conn: AsyncConnection) -> None:
         # Sessions first: operations and tool usage reference them.
@@ -246,6 +260,9 @@ async def seed_demo_data(
         await conn.execute(tables.workflows.insert(), workflow_rows)
         for done in range(1, sessions + 1):
             session_row, operation_rows = gen.session(index=done - 1)
+            if not timeline_named and _shows_a_timeline(session_row, operation_rows):
+                session_row, operation_rows = _renamed(session_row, operation_rows)
+                timeline_named = True
             # Counted as recordOperations counts them (updated_at: the database's clock).
             tally = counters.Tally.of(operation_rows)
             session_buffer.append(session_row | tally.counters())
@@ -260,6 +277,21 @@ async def seed_demo_data(
     if progress is not None:
         progress(sessions, sessions)
     return SeedReport(workflows=len(workflow_rows), sessions=sessions, operations=operation_count)
+
+
+def _shows_a_timeline(session: dict[str, Any], operations: list[dict[str, Any]]) -> bool:
+    """Whether a session makes the README's timeline example: completed, with tool calls."""
+    tools = sum(op["operation_type"] == "tool_execution_completed" for op in operations)
+    return bool(session["status"] == "completed" and tools >= 5)
+
+
+def _renamed(
+    session: dict[str, Any], operations: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The session and its operations under README_SESSION_ID."""
+    return session | {"id": README_SESSION_ID}, [
+        op | {"session_id": README_SESSION_ID} for op in operations
+    ]
 
 
 class _Generator:
@@ -320,6 +352,7 @@ class _Generator:
 
     def workflows(self) -> list[dict[str, Any]]:
         rows = [{"id": self.uuid(), "name": name} for name in _WORKFLOW_NAMES]
+        rows[0] = {"id": README_WORKFLOW_ID, "name": README_WORKFLOW_NAME}
         self.workflow_ids = [row["id"] for row in rows]
         # Referenced by some sessions but never stored: their workflow_name is null.
         self.orphan_workflow_id = self.uuid()
@@ -338,6 +371,8 @@ class _Generator:
             weights=[18] * len(self.workflow_ids) + [6, 4],
         )[0]
         execution_id = self._execution_id(workflow_id)
+        if index in _README_DAY_STARTS:
+            workflow_id, execution_id = README_WORKFLOW_ID, None
         roll = rng.random()
         if roll < 0.78:
             phase_id: str | None = rng.choice(_PHASE_SLUGS)
@@ -394,6 +429,9 @@ class _Generator:
             started_at = ANCHOR - timedelta(microseconds=_WINDOW_US - rng.randint(0, latest_start))
             completed_at = started_at + timedelta(microseconds=span)
             duration = (completed_at - started_at).total_seconds()
+        if index in _README_DAY_STARTS and started_at is not None:
+            started_at = README_DAY + _README_DAY_STARTS[index]
+            completed_at = started_at + timedelta(microseconds=span)
         operation_rows = builder.rows(started_at)
 
         usage = builder.usage

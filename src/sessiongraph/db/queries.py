@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sessiongraph import node_ids
 from sessiongraph.db import filtering, outages
 from sessiongraph.db.columns import UTCDateTime
 from sessiongraph.db.tables import operations, session_tools, sessions, workflows
@@ -540,6 +541,15 @@ async def fetch_session(*, engine: AsyncEngine, session_id: str) -> RowMapping |
     return rows[0] if rows else None
 
 
+_SESSIONS = sa.select(sessions).where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+async def fetch_sessions(*, engine: AsyncEngine, ids: Sequence[str]) -> dict[str, RowMapping]:
+    """The sessions whose ids are ``ids`` (exactly), by id; one statement."""
+    rows = await _all(engine, _SESSIONS, {"ids": list(dict.fromkeys(ids))})
+    return {row["id"]: row for row in rows}
+
+
 def _operation_columns(columns: Iterable[str]) -> tuple[str, ...]:
     """``columns`` in the table's order, with the ones a page needs (its keyset, its
     session): one order, so one statement per set of columns."""
@@ -551,7 +561,7 @@ async def fetch_operations_by_id(
     *, engine: AsyncEngine, operation_ids: Sequence[str], columns: Iterable[str]
 ) -> dict[str, Row[Any]]:
     stmt = _operations_by_id_statement(_operation_columns(columns))
-    rows = await _rows(engine, stmt, {"operation_ids": list(operation_ids)})
+    rows = await _rows(engine, stmt, {"operation_ids": list(dict.fromkeys(operation_ids))})
     return {row.operation_id: row for row in rows}
 
 
@@ -890,8 +900,11 @@ def _pages_by_lateral(
 # buildable, and the caller reads rows instead.
 
 #: How a field's value is written: as a string, a boolean, an Int (one beyond 32 bits
-#: refused, or saturated at the nearest bound), a Float or a DateTime.
-JsonKind = Literal["string", "boolean", "int", "saturated_int", "float", "datetime"]
+#: refused, or saturated at the nearest bound), a Float, a DateTime, or an operation's
+#: global id of its operation id (``node_ids.operation_node_id``).
+JsonKind = Literal[
+    "string", "boolean", "int", "saturated_int", "float", "datetime", "operation_node_id"
+]
 #: A field of a page's objects: its response key, and its column and kind (or, for
 #: ``__typename``, None and the type name).
 JsonField = tuple[str, str | None, str]
@@ -904,6 +917,7 @@ _SQL_TYPES: dict[str, tuple[type, ...]] = {
     "saturated_int": (sa.Integer,),
     "float": (sa.Float,),
     "datetime": (UTCDateTime,),
+    "operation_node_id": (sa.String,),
 }
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -936,6 +950,13 @@ def _json_value(column: str, kind: str) -> tuple[str, str | None]:
         # LEAST and GREATEST skip NULLs: NULL is tested first.
         saturated = f"LEAST(GREATEST({c}, {low}), {high})::text"
         return f"CASE WHEN {c} IS NULL THEN 'null' ELSE {saturated} END", None
+    if kind == "operation_node_id":  # as node_ids.operation_node_id writes it
+        # base64 of the UTF-8 bytes, in the URL's alphabet, without padding; PostgreSQL
+        # breaks base64 into lines of 76, which translate drops (chr(10) has no partner).
+        base64 = f"encode(convert_to({c}, 'UTF8'), 'base64')"
+        url = f"rtrim(translate({base64}, '+/' || chr(10), '-_'), '=')"
+        prefix = node_ids.OPERATION_PREFIX
+        return f"'\"{prefix}' || {url} || '\"'", f"({c} IS NOT NULL)"
     if kind == "datetime":
         # isoformat leaves out a zero fraction: ".000000" can only be the fraction.
         # PostgreSQL's infinities (which the driver reads as datetime.min and .max)

@@ -26,6 +26,8 @@ logger = logging.getLogger("sessiongraph.graphql")
 
 CONTEXT = "strawberry.schema.schema:StrawberryGraphQLCoreExecutionContext"
 SELF_PARAMSPEC = "strawberry.types.fields.resolver:SELF_PARAMSPEC"
+TYPE_CAST = "strawberry.types.cast:cast"
+_TYPE_CAST_OF = "strawberry.types.cast:get_strawberry_type_cast"
 _EXECUTOR = "graphql.execution:Executor"
 _MIDDLEWARE = "graphql.execution.middleware:MiddlewareManager"
 
@@ -187,6 +189,7 @@ def missing_internals() -> list[str]:
             _lookup, "graphql:GraphQLEnumType.coerce_output_value"
         ),
         SELF_PARAMSPEC: partial(_lookup, SELF_PARAMSPEC),
+        _TYPE_CAST_OF: partial(_lookup, _TYPE_CAST_OF),
     }
     return [name for name, check in checks.items() if not _holds(check)] + _missing_in_probe()
 
@@ -241,8 +244,43 @@ def _missing_in_probe() -> list[str]:
             resolver.reserved_parameters.get(_lookup(SELF_PARAMSPEC))
         ),
         "StrawberryResolver.wrapped_func": lambda: callable(resolver.wrapped_func),
+        "GraphQLObjectType.is_type_of of a type implementing an interface: an instance "
+        "test, refusing a cast object": _implementation_test_is_an_instance_test,
     }
     return [name for name, check in checks.items() if not _holds(check)]
+
+
+def _implementation_test_is_an_instance_test() -> bool:
+    """Strawberry gives a type implementing an interface an ``is_type_of`` of its own:
+    the compiled path completes the type's own instances without calling it
+    (``execution._plain_class``), as long as that test passes them, refuses other
+    objects and those cast (``strawberry.cast``) to another type."""
+    import strawberry
+
+    cast = _lookup(TYPE_CAST)
+
+    @strawberry.interface
+    class Probed:
+        stored: str
+
+    @strawberry.type
+    class Probe(Probed):
+        pass
+
+    # Annotations are text in this module: the local class is given as itself.
+    Query = strawberry.type(type("Query", (), {"__annotations__": {"probe": Probe}}))
+
+    probe = Probe(stored="")
+    found = strawberry.Schema(query=Query)._schema.get_type("Probe")
+    test = found.is_type_of  # type: ignore[union-attr]
+    declared = found.extensions["strawberry-definition"]  # type: ignore[union-attr]
+    return bool(
+        declared.is_type_of is None
+        and declared.origin is Probe
+        and test(probe, None)
+        and not test(object(), None)
+        and not test(cast(Query, Probe(stored="")), None)
+    )
 
 
 def _probe() -> tuple[dict[str, Any], Any]:

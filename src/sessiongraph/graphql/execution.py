@@ -49,6 +49,7 @@ from graphql import (
 )
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.cast import get_strawberry_type_cast
 from strawberry.types.fields.resolver import SELF_PARAMSPEC
 
 from sessiongraph.db.queries import JsonField
@@ -235,14 +236,25 @@ def _completer(type_: GraphQLOutputType, field: FieldPlan) -> Reader | None:
             return [item(v) for v in value]
 
         return items
-    if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
+    if isinstance(type_, GraphQLObjectType):
+        cls = _plain_class(type_)
         children = field.selections.get(type_.name)
-        if children is None:
+        if cls is None or children is None:
             return None
         plan = readers_of(children)
         if any(reader is None for _, reader in plan):
             return None  # graphql-core completes it, with this plan for its plain keys
         readers = [(key, reader) for key, reader in plan if reader is not None]
+        if cls is not object:
+
+            def tested(value: Any) -> Any:
+                if value is None:
+                    return None
+                if type(value) is not cls or get_strawberry_type_cast(value) is not None:
+                    raise GiveUp  # graphql-core's is_type_of says what it is
+                return {key: reader(value) for key, reader in readers}
+
+            return tested
 
         def obj(value: Any) -> Any:
             if value is None:
@@ -253,6 +265,27 @@ def _completer(type_: GraphQLOutputType, field: FieldPlan) -> Reader | None:
 
         return obj
     return None
+
+
+def _plain_class(type_: GraphQLObjectType) -> type | None:
+    """The class of the values graphql-core completes as ``type_`` that the fast path
+    may complete too: ``object`` (any) when graphql-core asks nothing (no
+    ``is_type_of``); the type's own class when the test is the one strawberry makes for
+    a type implementing an interface (an instance of it, not cast to another type:
+    compat checks that this is what it does), which its own instances pass; None for
+    any other test, which only graphql-core runs."""
+    if type_.is_type_of is None:
+        return object
+    declared: Any = type_.extensions.get("strawberry-definition")
+    if (
+        declared is None
+        or declared.is_type_of is not None
+        or declared.concrete_of is not None
+        or not declared.interfaces
+    ):
+        return None
+    origin: type = declared.origin
+    return origin
 
 
 def _signature(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Signature | None:
@@ -412,7 +445,8 @@ def _rows_reader(field: FieldPlan, attribute: str) -> Reader | None:
     named = field.definition.type if field.definition is not None else None
     while isinstance(named, GraphQLNonNull | GraphQLList):
         named = named.of_type
-    if not isinstance(named, GraphQLObjectType) or named.is_type_of is not None:
+    # Rows make objects of the type's own class (``ROWS``), which its test passes.
+    if not isinstance(named, GraphQLObjectType) or _plain_class(named) is None:
         return None
     selection = field.selections.get(named.name)
     cells = None if selection is None else _row_cells(selection)
@@ -561,13 +595,19 @@ def _json_page_fields(field: FieldPlan) -> tuple[JsonField, ...] | None:
             fields.append((item.key, None, item.parent.name))
             continue
         assert item.definition is not None  # _row_cells checked it
+        declared: Any = item.definition.extensions.get("strawberry-definition")
+        computed: Cell | None = declared.metadata.get(CELL)
+        if computed is not None:  # written by the database, if it says how
+            if computed.json is None or len(computed.columns) != 1:
+                return None
+            fields.append((item.key, computed.columns[0], computed.json))
+            continue
         leaf = _leaf_of(item.definition.type)
         kind = _JSON_KINDS.get(leaf[0].name) if leaf is not None else None
-        declared: Any = item.definition.extensions.get("strawberry-definition")
         column = declared.metadata.get(COLUMN)
         if kind == "int" and column.decode is saturated_int:
             kind = "saturated_int"  # which the database writes saturated too
-        elif kind is None or CELL in declared.metadata or column.decode not in (None, bool):
+        elif kind is None or column.decode not in (None, bool):
             return None
         fields.append((item.key, column.name or declared.python_name, kind))
     return tuple(fields)

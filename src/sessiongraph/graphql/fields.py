@@ -61,6 +61,10 @@ class Cell:
 
     columns: tuple[str, ...]
     compute: Callable[..., Any]
+    json: str | None = None
+    """How the database writes the value of its one column as JSON (a
+    ``queries.JsonKind``), where it can: then a page of such objects can be JSON the
+    database built."""
 
 
 def column(
@@ -70,9 +74,9 @@ def column(
     return strawberry.field(description=description, metadata={COLUMN: Column("", heavy, decode)})
 
 
-def cell(compute: Callable[..., Any], *columns: str) -> dict[str, Cell]:
+def cell(compute: Callable[..., Any], *columns: str, json: str | None = None) -> dict[str, Cell]:
     """Metadata of a resolver field computed by ``compute`` from ``columns``."""
-    return {CELL: Cell(columns, compute)}
+    return {CELL: Cell(columns, compute, json)}
 
 
 def field_plan(info: Info) -> FieldPlan | None:

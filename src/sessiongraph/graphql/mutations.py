@@ -35,6 +35,7 @@ from sessiongraph.inputs import (
     check_json,
     check_money,
     check_seconds,
+    check_session_id,
     check_text,
     check_tool_name,
 )
@@ -208,7 +209,9 @@ class Mutation:
             )
         session_id = given(input.id)
         session_id = (
-            check_id(session_id, "input.id") if session_id is not None else str(uuid.uuid4())
+            check_session_id(session_id, "input.id")
+            if session_id is not None
+            else str(uuid.uuid4())
         )
         workflow_id = given(input.workflow_id)
         workflow_name = check_text(given(input.workflow_name), "input.workflowName")

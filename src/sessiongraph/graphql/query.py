@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import UNSET
@@ -11,7 +12,7 @@ from sessiongraph.db import queries, stats
 from sessiongraph.errors import AmbiguousId, BadUserInput
 from sessiongraph.graphql.arguments import check_first, given
 from sessiongraph.graphql.context import Info
-from sessiongraph.graphql.fields import field_plan
+from sessiongraph.graphql.fields import SIZE, field_plan
 from sessiongraph.graphql.filters import (
     FilterArgument,
     StartedAfterArgument,
@@ -21,8 +22,10 @@ from sessiongraph.graphql.filters import (
     WorkflowIdArgument,
     session_criteria,
 )
+from sessiongraph.graphql.nodes import MAX_NODES, load_nodes
 from sessiongraph.graphql.ordering import SessionOrder
 from sessiongraph.graphql.session_filter import SessionFilter
+from sessiongraph.graphql.types.node import Node
 from sessiongraph.graphql.types.pagination import Page
 from sessiongraph.graphql.types.session import (
     Session,
@@ -41,6 +44,12 @@ StatsFilterArgument = Annotated[
 
 MAX_SESSIONS_PAGE = 200
 MAX_ID_LENGTH = 128
+
+
+def _ids_given(argument: Callable[[str], Any]) -> int:
+    """How many objects ``nodes`` can return: one per id (for the cost)."""
+    ids = argument("ids")
+    return len(ids) if isinstance(ids, list) else 0
 
 
 @strawberry.type(description="Read sessions, their operations and git facts.")
@@ -152,6 +161,38 @@ class Query:
             "sessions. Use a longer prefix.",
             candidates=[row["id"][:12] for row in shown],
         )
+
+    @strawberry.field(
+        description="The object with this global id (a session's id, an operation's `id`); "
+        "null when nothing has it. Exact ids only: no prefix lookup."
+    )
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
+        [found] = await load_nodes(info, [id])
+        return found
+
+    @strawberry.field(
+        description=f"The objects with these global ids, in their order, null where nothing "
+        f"has one; at most {MAX_NODES} ids. Read in one go whatever their number.",
+        metadata={SIZE: _ids_given},
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(description=f"Global ids, 0..{MAX_NODES}; repeats allowed."),
+        ],
+    ) -> list[Node | None]:
+        if len(ids) > MAX_NODES:
+            raise BadUserInput(
+                f"`ids` holds {len(ids)} ids; at most {MAX_NODES} are looked up at once",
+                argumentName="ids",
+            )
+        return await load_nodes(info, ids)
 
     @strawberry.field(
         description="Aggregates over every session matching the filter (all of them when "

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -52,8 +53,33 @@ from sessiongraph.graphql.persisted import PersistedQueries, PersistedQueryError
 from sessiongraph.graphql.websocket import CheckedWebSocketAdapter, RefusedMessage
 from sessiongraph.guard import body_read, decoded_json, error_response, granted, operation_problem
 from sessiongraph.lru import LRU
+from sessiongraph.media import GraphQLResponse
 
 T = TypeVar("T")
+
+#: What Strawberry logs when it refuses a cross-origin WebSocket, with (origin, host).
+_STRAWBERRY_ORIGIN_HINT = "Rejected WebSocket connection from origin"
+_ORIGIN_HINT = (
+    "Refused a WebSocket from a page on %r (to host %r): sessiongraph accepts WebSockets "
+    "from pages of its own origin only (SESSIONGRAPH_CORS_ORIGINS opens HTTP requests, not "
+    "WebSockets); serve the page from the API's origin, or proxy /graphql through the page's"
+)
+
+
+class _OriginHint(logging.Filter):
+    """Strawberry's hint on a refused cross-origin WebSocket names its own
+    ``allowed_origins``, which sessiongraph does not expose: this says what does apply."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(_STRAWBERRY_ORIGIN_HINT):
+            record.msg = _ORIGIN_HINT
+        return True
+
+
+def _install_origin_hint() -> None:
+    logger = logging.getLogger("strawberry.ws")
+    if not any(isinstance(f, _OriginHint) for f in logger.filters):
+        logger.addFilter(_OriginHint())
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -214,6 +240,7 @@ class GraphQLView(GraphQL[Context, None]):
             ),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
+        _install_origin_hint()
         self.settings = settings
         self.keepalive_seconds = settings.ws_keepalive_seconds
         self._context_factory = context_factory
@@ -604,7 +631,7 @@ def operation_name_problem(
 
 
 def _json_response(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> Response:
-    return Response(dumps(data), media_type="application/json")
+    return GraphQLResponse(cast("dict[str, Any] | list[dict[str, Any]]", data), encode=dumps)
 
 
 def dumps(data: object) -> bytes:

@@ -23,6 +23,7 @@ from sessiongraph.graphql.fields import (
     MAX_ITEMS,
     ROWS,
     Column,
+    cell,
     column,
     field_plan,
     python_name,
@@ -31,7 +32,9 @@ from sessiongraph.graphql.fields import (
 from sessiongraph.graphql.plan import FieldPlan
 from sessiongraph.graphql.scalars import JSON
 from sessiongraph.graphql.types.git import GitInfo
+from sessiongraph.graphql.types.node import Node
 from sessiongraph.graphql.types.pagination import Connection, PageInfo
+from sessiongraph.node_ids import operation_node_id
 from sessiongraph.stored import saturated_int, tool_input_object
 
 #: The most operations a list of them (not a page) holds: a recordOperations batch.
@@ -54,7 +57,17 @@ def operation_list(description: str) -> Any:
     description="One recorded event of a session: a tool call, a message, a git action, "
     "a lifecycle event."
 )
-class Operation:
+class Operation(Node):
+    # Node's field, computed here: strawberry overrides it (mypy knows only dataclasses).
+    @strawberry.field(  # type: ignore[misc]
+        description="Global id: `op:` + base64url of operationId, unpadded. What `node` "
+        "refetches it by, and what client caches key it by.",
+        # PostgreSQL writes it in pages of JSON as well (queries._json_value).
+        metadata=cell(operation_node_id, "operation_id", json="operation_node_id"),
+    )
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(operation_node_id(self.operation_id))
+
     operation_id: str = column("Operation id, unique across sessions.")
     session_id: str = column("Id of the session that recorded it.")
     operation_type: str = column(
@@ -186,6 +199,24 @@ def columns_of(field: FieldPlan | None) -> frozenset[str]:
             if declared is not None and declared.heavy:
                 heavy.add(declared.name)
         columns = field.memo["operation_columns"] = LIGHT_COLUMNS | frozenset(heavy)
+    return columns
+
+
+def refetched_columns(field: FieldPlan | None) -> frozenset[str]:
+    """The columns of the operations a field of Node type (``node``, ``nodes``) returns:
+    the light ones and the heavy ones selected on Operation right there, not those that
+    the pages of sessions below it select (they read their own)."""
+    if field is None:
+        return LIGHT_COLUMNS | HEAVY_COLUMNS
+    columns: frozenset[str] | None = field.memo.get("refetched_columns")
+    if columns is None:
+        selection = field.selections.get("Operation")
+        heavy = {
+            declared.name
+            for selected in (selection.fields if selection is not None else [])
+            if (declared := COLUMNS.get(python_name(selected) or "")) is not None and declared.heavy
+        }
+        columns = field.memo["refetched_columns"] = LIGHT_COLUMNS | frozenset(heavy)
     return columns
 
 

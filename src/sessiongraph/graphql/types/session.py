@@ -37,6 +37,7 @@ from sessiongraph.graphql.fields import (
 from sessiongraph.graphql.loaders import OperationPageKey
 from sessiongraph.graphql.plan import FieldPlan
 from sessiongraph.graphql.scalars import JSON
+from sessiongraph.graphql.types.node import Node
 from sessiongraph.graphql.types.operation import (
     OperationConnection,
     columns_of,
@@ -112,8 +113,10 @@ READ_AHEAD = {PREFETCHED: True}
 
 
 @strawberry.type(description="An AI-agent session: one agent run and what it recorded.")
-class Session:
-    id: str = column("Session id (a UUID).")
+class Session(Node):
+    id: strawberry.ID = column(
+        "Session id (a UUID): also its global id, which `node` refetches it by."
+    )
     workflow_id: str | None = column("Id of the workflow that ran it.")
     execution_id: str | None = column("Workflow execution id.")
     phase_id: str | None = column("Phase id: a slug or a UUID.")
