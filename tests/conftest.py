@@ -51,9 +51,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _postgres_skipped: list[str] = []
+#: Why GraphiQL's tests that need npm or chromium did not run, if some did not
+#: (test_graphiql.py, test_graphiql_browser.py).
+graphiql_skipped: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if graphiql_skipped:
+        terminalreporter.section("GraphiQL")
+        terminalreporter.write_line(
+            f"GRAPHIQL TESTS WERE SKIPPED: {'; '.join(sorted(set(graphiql_skipped)))}. "
+            "CI sets SESSIONGRAPH_REQUIRE_NODE=1 and SESSIONGRAPH_REQUIRE_BROWSER=1 to fail "
+            "instead.",
+            yellow=True,
+            bold=True,
+        )
     if _postgres_skipped:
         terminalreporter.section("PostgreSQL")
         terminalreporter.write_line(

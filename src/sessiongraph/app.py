@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql (HTTP and WebSocket), health at /healthz."""
+"""The ASGI application: GraphQL at /graphql (HTTP and WebSocket), health at /healthz,
+GraphiQL's files under /graphiql/static/."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sessiongraph.db.checkpoints import Checkpointer
 from sessiongraph.db.engine import create_engine, warm_pool
 from sessiongraph.errors import ErrorCode
 from sessiongraph.events import create_broker
+from sessiongraph.graphiql.page import STATIC_PATH, PageFirst, static_file
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.cursors import CursorCodec
 from sessiongraph.graphql.persisted import PersistedQueries
@@ -111,13 +113,17 @@ def create_app(settings: Settings | None = None, *, listening_on: str | None = N
                 max_age=600,
             ),
         )
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        # Every method: the guard refuses the others in the GraphQL error shape. A
+        # browser's GET gets the GraphiQL page (public: it holds no data) before it.
+        Route("/graphql", PageFirst(guarded) if settings.graphiql_enabled else guarded),
+        WebSocketRoute("/graphql", guarded),
+    ]
+    if settings.graphiql_enabled:
+        routes.append(Route(f"{STATIC_PATH}/{{path:path}}", static_file, methods=["GET"]))
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            # Every method: the guard refuses the others in the GraphQL error shape.
-            Route("/graphql", guarded),
-            WebSocketRoute("/graphql", guarded),
-        ],
+        routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: routing_error},
         lifespan=lifespan,

@@ -43,6 +43,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from sessiongraph.auth import Access, Authenticator
 from sessiongraph.config import Settings
 from sessiongraph.errors import ErrorCode
+from sessiongraph.graphiql.page import is_page_request, page
 from sessiongraph.graphql import compat, time_limit
 from sessiongraph.graphql.context import Context
 from sessiongraph.graphql.documents import operation_to_run, parsed
@@ -447,10 +448,14 @@ class GraphQLView(GraphQL[Context, None]):
         return self._context_factory(granted(request.scope))
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        # A GET carrying only a persisted query's hash is an operation, not a browser.
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(
-            request
+        return is_page_request(
+            request.method, request.query_params, request.headers.get("accept", "")
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # The app answers the page before the guard (graphiql/page.py); a view reached
+        # some other way answers the same page.
+        return page()
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate at connection_init: the upgrade request's Authorization header, or
