@@ -320,8 +320,14 @@ class _Times:
         return value - sa.literal_column("interval '1 hour'")
 
     def ceil(self, value: sa.ColumnElement[Any], unit: Unit) -> sa.ColumnElement[Any]:
-        """``value`` if a unit starts there, else the start of the next one."""
-        return sa.case((self.floor(value, unit) == value, value), else_=self.next(value, unit))
+        """``value`` if a unit starts there, else the start of the next one.
+
+        On PostgreSQL, the unit after the one holding the microsecond before ``value``:
+        ``value`` written once, not three times, so the bounds of a window's coarser
+        units (each the ceiling of the last) stay short to plan."""
+        if self.sqlite:
+            return sa.case((self.floor(value, unit) == value, value), else_=self.next(value, unit))
+        return self.next(value - sa.literal_column("interval '1 microsecond'"), unit)
 
     def greatest(self, values: list[Any]) -> sa.ColumnElement[Any]:
         if len(values) == 1:
