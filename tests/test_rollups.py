@@ -14,9 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sessiongraph.config import Settings
 from sessiongraph.db import migrate
 from sessiongraph.db.engine import create_engine
 from sessiongraph.db.tables import session_model_rollups, session_rollups, sessions
@@ -56,6 +58,14 @@ SERIES = """query($filter: SessionFilter, $bucket: TimeBucket!, $offset: Int, $f
   durations: timeSeries(bucket: $bucket, utcOffsetMinutes: $offset, from: $from, to: $to) {
     start count duration { count avgSeconds maxSeconds } }
 } }"""
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings with a longer statement timeout: these tests send hundreds of
+    sessionStats queries of a dozen statements, to two apps at once, and on a loaded CI
+    machine one of them met the 5 s default (each runs in milliseconds on its own)."""
+    return settings.model_copy(update={"statement_timeout_ms": 60_000})
 
 
 def _instant(rng: random.Random) -> datetime:
