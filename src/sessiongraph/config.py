@@ -210,8 +210,8 @@ class Settings(BaseSettings):
 
     stats_rollups: bool = Field(
         default=True,
-        description="Answer sessionStats sums over long windows from the hourly and daily "
-        "rollups the database keeps (same results, flat cost); off sums the sessions.",
+        description="Answer sessionStats sums over long windows from the hourly, daily and "
+        "monthly rollups the database keeps (same results, flat cost); off sums the sessions.",
     )
 
     @model_validator(mode="after")
